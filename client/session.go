@@ -1,0 +1,396 @@
+package client
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/ponte-project/ponte/internal/sqlitedb"
+	"github.com/ponte-project/ponte/syncproto"
+)
+
+// Version identifies this library in the hello.
+const Version = "ponte-go/0.1"
+
+const (
+	pushBatch     = 500
+	pullLimit     = 2000
+	readTimeout   = 90 * time.Second // the server pings well within this
+	writeTimeout  = 10 * time.Second
+	helloTimeout  = 15 * time.Second
+	backoffBase   = 500 * time.Millisecond
+	backoffMax    = 30 * time.Second
+	pingInterval  = 30 * time.Second
+	closeDeadline = time.Second
+)
+
+// Sync runs one round with the server: it pushes every queued write, pulls
+// until the replica has caught up, and disconnects. It returns nil only if
+// all of that succeeded. Errors wrap a *syncproto.Error: ErrUnreachable when
+// the server cannot be reached, or the code the server gave.
+func (c *Client) Sync(ctx context.Context) error {
+	c.roundMu.Lock()
+	defer c.roundMu.Unlock()
+	err := c.session(ctx, false)
+	c.recordRound(context.WithoutCancel(ctx), err)
+	c.setState(StateOffline)
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	return nil
+}
+
+// Run keeps the replica in sync until ctx is done: it connects, catches up,
+// then stays live, pushing local writes as they happen and receiving others'
+// changes by push. After a failure it reconnects with jittered exponential
+// backoff. It returns nil when ctx is done, or an error wrapping
+// ErrUnauthorized, ErrRevoked or ErrProtocolUnsupported, which retrying
+// cannot fix.
+func (c *Client) Run(ctx context.Context) error {
+	c.roundMu.Lock()
+	defer c.roundMu.Unlock()
+	defer c.setState(StateOffline)
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := c.session(ctx, true)
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.recordRound(ctx, err)
+		c.setState(StateOffline)
+		switch syncproto.ErrorCode(err) {
+		case syncproto.CodeUnauthorized, syncproto.CodeRevoked, syncproto.CodeProtocolUnsupported:
+			return fmt.Errorf("run: %w", err)
+		}
+		if time.Since(start) > backoffMax {
+			attempt = 0 // the session was healthy for a while: start backing off afresh
+		}
+		wait := backoff(attempt)
+		c.log.Info("sync session ended; reconnecting", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// backoff returns a random wait in [0, min(backoffMax, backoffBase·2^attempt)):
+// full jitter, so devices that lost the server together do not return together.
+func backoff(attempt int) time.Duration {
+	d := backoffMax
+	if attempt < 16 {
+		d = min(backoffMax, backoffBase<<attempt)
+	}
+	return time.Duration(rand.Int64N(int64(d)) + 1)
+}
+
+func unreachable(op string, err error) error {
+	return &syncproto.Error{Code: syncproto.CodeUnreachable, Message: op, Err: err}
+}
+
+// session runs one connection. With live false it returns nil once queued
+// writes are pushed and the replica has caught up; with live true it stays
+// until the connection fails or ctx is done.
+func (c *Client) session(ctx context.Context, live bool) error {
+	if c.opts.Server == "" {
+		return syncproto.Errorf(syncproto.CodeUnreachable, "no server configured")
+	}
+	c.setState(StateConnecting)
+	ws, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer ws.Close()
+	stop := context.AfterFunc(ctx, func() { ws.Close() })
+	defer stop()
+
+	msgs := make(chan *syncproto.Message, 16)
+	readErr := make(chan error, 1)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			m, err := readMessage(ws, readTimeout)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-done:
+				return
+			}
+		}
+	}()
+
+	s := &round{c: c, ws: ws, live: live}
+	c.setState(StateSyncing)
+	if err := s.push(ctx); err != nil {
+		return err
+	}
+	if s.inflight == nil {
+		if err := s.pull(ctx, nil); err != nil {
+			return err
+		}
+	}
+	ping := time.NewTicker(pingInterval)
+	defer ping.Stop()
+	for {
+		if !live && s.inflight == nil && !s.pulling && s.caughtUp {
+			_ = ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeDeadline))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case err := <-readErr:
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return err
+		case <-c.wake:
+			if err := s.push(ctx); err != nil {
+				return err
+			}
+		case <-ping.C:
+			if err := s.send(&syncproto.Message{Type: syncproto.TypePing, Re: s.next(),
+				Ping: &syncproto.Ping{Time: time.Now().UnixMilli()}}); err != nil {
+				return err
+			}
+		case m := <-msgs:
+			if err := s.handle(ctx, m); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// dial connects and shakes hands, and corrects the clock by the server's.
+func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
+	d := c.opts.Dialer
+	if d == nil {
+		d = &websocket.Dialer{HandshakeTimeout: helloTimeout, EnableCompression: true,
+			ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10}
+	}
+	ws, resp, err := d.DialContext(ctx, c.opts.Server, nil)
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
+			return nil, &syncproto.Error{Code: syncproto.CodeShuttingDown, Message: "dial", Err: err}
+		}
+		return nil, unreachable("dial "+c.opts.Server, err)
+	}
+	ws.SetReadLimit(syncproto.MaxFrameBytes)
+	cursors, err := c.cursors(ctx)
+	if err != nil {
+		ws.Close()
+		return nil, err
+	}
+	hello := &syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
+		Protocol: syncproto.ProtocolVersion, Device: c.node, Token: c.opts.Token, Lang: c.opts.Lang,
+		Cursors: cursors, Client: Version}}
+	if err := writeMessage(ws, hello); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	m, err := readMessage(ws, helloTimeout)
+	if err != nil {
+		ws.Close()
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	switch {
+	case m.Type == syncproto.TypeError:
+		ws.Close()
+		return nil, fmt.Errorf("handshake: %w", remoteError(m.Error))
+	case m.Type != syncproto.TypeWelcome:
+		ws.Close()
+		return nil, syncproto.Errorf(syncproto.CodeBadMessage, "handshake: got %q, want welcome", m.Type)
+	case m.Welcome.Protocol != syncproto.ProtocolVersion:
+		ws.Close()
+		return nil, syncproto.Errorf(syncproto.CodeProtocolUnsupported, "server speaks protocol %d", m.Welcome.Protocol)
+	}
+	offset := time.Duration(m.Welcome.ServerTime-c.opts.Now().UnixMilli()) * time.Millisecond
+	c.clock.SetOffset(offset)
+	if err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sql.Tx) error {
+		return setMeta(ctx, tx, "clock_offset", strconv.FormatInt(offset.Milliseconds(), 10))
+	}); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	return ws, nil
+}
+
+// remoteError is an error the server reported. Its Message is the code's
+// text in the session's language; callers localise the code themselves.
+func remoteError(e *syncproto.ErrorMsg) error {
+	return syncproto.Errorf(e.Code, "refused by the server")
+}
+
+func readMessage(ws *websocket.Conn, timeout time.Duration) (*syncproto.Message, error) {
+	if err := ws.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, unreachable("read", err)
+	}
+	_, frame, err := ws.ReadMessage()
+	if err != nil {
+		if errors.Is(err, websocket.ErrReadLimit) {
+			return nil, syncproto.Errorf(syncproto.CodeTooLarge, "server frame over %d bytes", syncproto.MaxFrameBytes)
+		}
+		return nil, unreachable("read", err)
+	}
+	m, err := syncproto.Decode(frame)
+	if err != nil {
+		return nil, fmt.Errorf("from server: %w", err)
+	}
+	return m, nil
+}
+
+func writeMessage(ws *websocket.Conn, m *syncproto.Message) error {
+	b, err := syncproto.Encode(m)
+	if err != nil {
+		return err
+	}
+	if err := ws.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+		return unreachable("write", err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		return unreachable("write "+string(m.Type), err)
+	}
+	return nil
+}
+
+// round is the state of one session's conversation: at most one push and
+// one pull in flight.
+type round struct {
+	c        *Client
+	ws       *websocket.Conn
+	live     bool
+	re       uint64
+	inflight []syncproto.Mutation // the push awaiting its result
+	pushRe   uint64
+	pulling  bool
+	pullRe   uint64
+	caughtUp bool
+}
+
+func (s *round) next() uint64 { s.re++; return s.re }
+
+func (s *round) send(m *syncproto.Message) error { return writeMessage(s.ws, m) }
+
+// push sends the next batch of queued writes unless one is in flight.
+func (s *round) push(ctx context.Context) error {
+	if s.inflight != nil {
+		return nil
+	}
+	batch, err := s.c.pendingBatch(ctx, pushBatch)
+	if err != nil || len(batch) == 0 {
+		return err
+	}
+	s.inflight, s.pushRe = batch, s.next()
+	return s.send(&syncproto.Message{Type: syncproto.TypePush, Re: s.pushRe, Push: &syncproto.Push{Mutations: batch}})
+}
+
+// pull asks for the next page; cursors nil means the replica's own.
+func (s *round) pull(ctx context.Context, cursors map[string]int64) error {
+	if cursors == nil {
+		var err error
+		if cursors, err = s.c.cursors(ctx); err != nil {
+			return err
+		}
+	}
+	s.pulling, s.pullRe = true, s.next()
+	return s.send(&syncproto.Message{Type: syncproto.TypePull, Re: s.pullRe,
+		Pull: &syncproto.Pull{Cursors: cursors, Limit: pullLimit}})
+}
+
+func (s *round) handle(ctx context.Context, m *syncproto.Message) error {
+	c := s.c
+	switch m.Type {
+	case syncproto.TypeResult:
+		if s.inflight == nil || m.Re != s.pushRe {
+			return syncproto.Errorf(syncproto.CodeBadMessage, "unexpected result re=%d", m.Re)
+		}
+		var keys []RecordKey
+		err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sql.Tx) error {
+			var err error
+			keys, err = c.applyResults(ctx, tx, s.inflight, m.Result.Results)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("apply push result: %w", err)
+		}
+		c.events.push(Event{Kind: EventChanged, Records: keys})
+		s.inflight = nil
+		if err := s.push(ctx); err != nil {
+			return err
+		}
+		// Before being live, catch up after pushing so the replica holds
+		// the server's copy of what it just pushed; once live, that copy
+		// arrives by push.
+		if s.inflight == nil && !s.pulling && !(s.live && s.caughtUp) {
+			s.caughtUp = false
+			return s.pull(ctx, nil)
+		}
+	case syncproto.TypePage:
+		if !s.pulling || m.Re != s.pullRe {
+			return syncproto.Errorf(syncproto.CodeBadMessage, "unexpected page re=%d", m.Re)
+		}
+		if m.Page.More { // ask for the next page while this one is applied
+			if err := s.pull(ctx, m.Page.Cursors); err != nil {
+				return err
+			}
+		} else {
+			s.pulling = false
+		}
+		if err := s.apply(ctx, m.Page, !m.Page.More); err != nil {
+			return err
+		}
+		if !m.Page.More {
+			s.caughtUp = true
+			if s.live {
+				c.setState(StateLive)
+			}
+		}
+	case syncproto.TypeChanges:
+		if err := s.apply(ctx, m.Page, true); err != nil {
+			return err
+		}
+	case syncproto.TypeError:
+		return remoteError(m.Error)
+	case syncproto.TypePong:
+	default:
+		return syncproto.Errorf(syncproto.CodeBadMessage, "a server may not send %q", m.Type)
+	}
+	return nil
+}
+
+// apply applies a page in one transaction with its cursors; current marks
+// the replica as synced as of now.
+func (s *round) apply(ctx context.Context, page *syncproto.Page, current bool) error {
+	c := s.c
+	var keys []RecordKey
+	err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sql.Tx) error {
+		var err error
+		if keys, err = c.applyPage(ctx, tx, page); err != nil {
+			return err
+		}
+		if current {
+			return setMeta(ctx, tx, "last_sync", c.opts.Now().UTC().Format(time.RFC3339Nano))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("apply page: %w", err)
+	}
+	if len(keys) > 0 {
+		c.events.push(Event{Kind: EventChanged, Records: keys})
+	}
+	return nil
+}

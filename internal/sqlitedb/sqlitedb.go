@@ -1,0 +1,158 @@
+// Package sqlitedb opens SQLite databases the way every Ponte store needs
+// them — WAL, foreign keys, a busy timeout, one writer connection beside a
+// pool of readers — and applies embedded migrations.
+//
+// Pragmas are per connection, so they go in the DSN and are checked after
+// opening; the writer is a pool of one so writes are serialised by SQLite's
+// own connection rather than by busy retries.
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+// DB is one SQLite database file opened as a writer and a read pool.
+type DB struct {
+	Path   string
+	Writer *sql.DB // one connection; BEGIN IMMEDIATE
+	Reader *sql.DB // read-only pool
+}
+
+// Synchronous is SQLite's durability setting for the writer connection.
+type Synchronous string
+
+// FULL syncs the WAL on every commit: a commit survives power loss. NORMAL
+// syncs only at checkpoints: a commit survives a crash of the program but
+// may be lost on power loss.
+const (
+	SyncFull   Synchronous = "FULL"
+	SyncNormal Synchronous = "NORMAL"
+)
+
+// Open opens (creating if needed) the database at p with WAL journaling,
+// foreign keys and a busy timeout, and checks that SQLite accepted them.
+func Open(ctx context.Context, p string, sync Synchronous) (*DB, error) {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_foreign_keys", "on")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_synchronous", string(sync))
+	q.Set("_txlock", "immediate")
+	writer, err := sql.Open("sqlite3", "file:"+p+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", p, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetConnMaxIdleTime(0)
+	db := &DB{Path: p, Writer: writer}
+	if err := db.check(ctx, writer); err != nil {
+		writer.Close()
+		return nil, err
+	}
+	q.Set("_txlock", "deferred")
+	q.Set("mode", "ro")
+	q.Del("_journal_mode") // set by the writer; a read-only connection cannot change it
+	reader, err := sql.Open("sqlite3", "file:"+p+"?"+q.Encode())
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open %s for reading: %w", p, err)
+	}
+	reader.SetMaxOpenConns(4)
+	db.Reader = reader
+	if err := db.check(ctx, reader); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (db *DB) check(ctx context.Context, conn *sql.DB) error {
+	want := map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000"}
+	for pragma, v := range want {
+		var got string
+		if err := conn.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+			return fmt.Errorf("open %s: pragma %s: %w", db.Path, pragma, err)
+		}
+		if !strings.EqualFold(got, v) {
+			return fmt.Errorf("open %s: pragma %s is %q, want %q", db.Path, pragma, got, v)
+		}
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	var err error
+	if db.Reader != nil {
+		err = db.Reader.Close()
+	}
+	if e := db.Writer.Close(); e != nil && err == nil {
+		err = e
+	}
+	return err
+}
+
+// Migrate applies, in order, the migrations in dir of fsys that the database
+// has not recorded yet. Files are named NNNN_description.sql; each runs in its
+// own transaction together with its record in schema_migrations.
+func (db *DB) Migrate(ctx context.Context, fsys fs.FS, dir string) error {
+	if _, err := db.Writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate %s: %w", db.Path, err)
+	}
+	names, err := fs.Glob(fsys, path.Join(dir, "*.sql"))
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", db.Path, err)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		base := path.Base(name)
+		num, _, ok := strings.Cut(base, "_")
+		version, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return fmt.Errorf("migrate %s: migration %s is not named NNNN_name.sql", db.Path, base)
+		}
+		if err := db.migrate(ctx, fsys, name, version); err != nil {
+			return fmt.Errorf("migrate %s: %s: %w", db.Path, base, err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) migrate(ctx context.Context, fsys fs.FS, name string, version int) error {
+	tx, err := db.Writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	body, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		version, path.Base(name), time.Now().UnixMilli()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,111 @@
+package server
+
+import (
+	"log/slog"
+	"sync"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/ponte-project/ponte/syncproto"
+)
+
+// Hub fans committed changes out to live sessions. The store calls Broadcast
+// after each commit, in commit order, under its write lock; a session goes
+// live under the hub's lock only when no broadcast happened after the snapshot
+// its last page was read from. Together these guarantee a live session gets
+// every change after its cursor exactly once, in order (DESIGN.md).
+type Hub struct {
+	log      *slog.Logger
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	last     int64 // sequence of the latest broadcast change
+}
+
+// NewHub returns an empty hub; last is the store's current sequence.
+func NewHub(log *slog.Logger, last int64) *Hub {
+	return &Hub{log: log, sessions: make(map[*session]struct{}), last: last}
+}
+
+// Broadcast sends changes to every live session whose cursor is behind them.
+// It never blocks: a session whose send queue is full is disconnected as a
+// slow consumer and catches up by pulling when it reconnects.
+func (h *Hub) Broadcast(changes []syncproto.Change) {
+	if len(changes) == 0 {
+		return
+	}
+	seq := changes[len(changes)-1].Seq
+	msg := &syncproto.Message{Type: syncproto.TypeChanges, Page: &syncproto.Page{
+		Changes: changes, Cursors: map[string]int64{scopeAll: seq}}}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.last = max(h.last, seq)
+	var prepared *websocket.PreparedMessage
+	for s := range h.sessions {
+		if !s.live || s.cursor >= seq {
+			continue
+		}
+		if prepared == nil {
+			b, err := syncproto.Encode(msg)
+			if err == nil {
+				prepared, err = websocket.NewPreparedMessage(websocket.TextMessage, b)
+			}
+			if err != nil {
+				h.log.Error("broadcast: encode", "err", err)
+				return
+			}
+		}
+		s.cursor = seq
+		s.enqueue(outbound{prepared: prepared})
+	}
+}
+
+func (h *Hub) add(s *session) {
+	h.mu.Lock()
+	h.sessions[s] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *Hub) remove(s *session) {
+	h.mu.Lock()
+	delete(h.sessions, s)
+	h.mu.Unlock()
+}
+
+// finishPull sends the last page of a catch-up and makes the session live,
+// unless a commit was broadcast after the page's snapshot: then the page is
+// sent with More set and the client pulls again.
+func (h *Hub) finishPull(s *session, re uint64, page *syncproto.Page) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cursor := page.Cursors[scopeAll]
+	if h.last > cursor {
+		page.More = true
+		s.live = false
+	} else {
+		s.live, s.cursor = true, cursor
+	}
+	s.send(&syncproto.Message{Type: syncproto.TypePage, Re: re, Page: page})
+}
+
+// Live returns the number of live sessions.
+func (h *Hub) Live() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for s := range h.sessions {
+		if s.live {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *Hub) all() []*session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*session, 0, len(h.sessions))
+	for s := range h.sessions {
+		out = append(out, s)
+	}
+	return out
+}

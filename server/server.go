@@ -1,0 +1,210 @@
+// Package server is Ponte's central server: the websocket sync endpoint in
+// front of the store, and the hub that pushes committed changes to live
+// devices.
+//
+// Concurrency: each connection has one reader goroutine, which handles the
+// client's requests in order, and one writer goroutine, which alone writes to
+// the socket from a bounded queue. The store serialises writes; the hub's
+// broadcast runs in commit order and never blocks on a connection.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/ponte-project/ponte/locales"
+	"github.com/ponte-project/ponte/server/store"
+	"github.com/ponte-project/ponte/syncproto"
+)
+
+const scopeAll = store.ScopeAll
+
+// Options tune the server's connections. Zero values take the defaults.
+type Options struct {
+	Logger       *slog.Logger
+	Now          func() time.Time
+	WriteTimeout time.Duration // per frame; default 10s
+	PongWait     time.Duration // silence after which a peer is dead; default 60s
+	PingInterval time.Duration // default PongWait*9/10
+	HelloTimeout time.Duration // default 10s
+	SendQueue    int           // frames queued per connection; default 256
+}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.PongWait <= 0 {
+		o.PongWait = 60 * time.Second
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = o.PongWait * 9 / 10
+	}
+	if o.HelloTimeout <= 0 {
+		o.HelloTimeout = 10 * time.Second
+	}
+	if o.SendQueue <= 0 {
+		o.SendQueue = 256
+	}
+}
+
+// Server serves the sync endpoint. Create it with New.
+type Server struct {
+	store    *store.Store
+	hub      *Hub
+	opts     Options
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+
+	mu       sync.Mutex
+	closing  bool
+	sessions sync.WaitGroup
+}
+
+// New returns a server over st whose hub is hub (the one st's OnCommit
+// broadcasts to).
+func New(st *store.Store, hub *Hub, opts Options) *Server {
+	opts.defaults()
+	return &Server{
+		store: st, hub: hub, opts: opts, log: opts.Logger,
+		upgrader: websocket.Upgrader{
+			ReadBufferSize:    64 << 10,
+			WriteBufferSize:   64 << 10,
+			EnableCompression: true,
+		},
+	}
+}
+
+func (s *Server) now() time.Time { return s.opts.Now() }
+
+// Handler returns the HTTP handler: the websocket endpoint at /sync and a
+// health check at /healthz.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sync", s.serveSync)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.sessions.Add(1)
+	s.mu.Unlock()
+	defer s.sessions.Done()
+
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered the request
+	}
+	conn.SetReadLimit(syncproto.MaxFrameBytes)
+	sess, err := s.handshake(r.Context(), conn)
+	if err != nil {
+		s.log.Info("handshake refused", "remote", r.RemoteAddr, "err", err)
+		conn.Close()
+		return
+	}
+	sess.serve(context.WithoutCancel(r.Context()))
+}
+
+// handshake reads the hello, authenticates the device and answers welcome,
+// or answers an error and returns it.
+func (s *Server) handshake(ctx context.Context, conn *websocket.Conn) (*session, error) {
+	sess := &session{
+		srv: s, conn: conn, log: s.log, loc: locales.Localizer(),
+		queue: make(chan outbound, s.opts.SendQueue), quit: make(chan struct{}),
+	}
+	refuse := func(err error) error {
+		sess.why = sess.errorMsg(syncproto.ErrorCode(err))
+		sess.goodbye()
+		return err
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(s.opts.HelloTimeout)); err != nil {
+		return nil, err
+	}
+	_, frame, err := conn.ReadMessage()
+	if err != nil {
+		if errors.Is(err, websocket.ErrReadLimit) {
+			return nil, refuse(syncproto.Errorf(syncproto.CodeTooLarge, "hello over the read limit"))
+		}
+		return nil, fmt.Errorf("read hello: %w", err)
+	}
+	m, err := syncproto.Decode(frame)
+	if err != nil {
+		return nil, refuse(fmt.Errorf("hello: %w", err))
+	}
+	if m.Type != syncproto.TypeHello {
+		return nil, refuse(syncproto.Errorf(syncproto.CodeBadMessage, "first message is %q, want hello", m.Type))
+	}
+	h := m.Hello
+	sess.loc = locales.Localizer(h.Lang)
+	dev, err := s.store.Authenticate(ctx, h.Token, h.Device)
+	if err != nil {
+		return nil, refuse(fmt.Errorf("hello: %w", err))
+	}
+	sess.actor = store.Actor{User: dev.User, Device: dev.ID, Node: h.Device}
+	sess.log = s.log.With("user", dev.User, "device", dev.ID)
+	welcome := &syncproto.Message{Type: syncproto.TypeWelcome, Re: m.Re, Welcome: &syncproto.Welcome{
+		Protocol: syncproto.ProtocolVersion, ServerTime: s.now().UnixMilli(), User: dev.User,
+		Scopes: []string{scopeAll}, MaxBatch: syncproto.MaxBatch,
+	}}
+	b, err := syncproto.Encode(welcome)
+	if err != nil {
+		return nil, err
+	}
+	if err := sess.write(outbound{data: b}); err != nil {
+		return nil, fmt.Errorf("write welcome: %w", err)
+	}
+	sess.log.Info("session started", "client", h.Client, "lang", h.Lang)
+	return sess, nil
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// Shutdown stops accepting sessions, tells every connected device that the
+// server is stopping (after the answers already queued for it), and waits
+// for the sessions to end or ctx to be done. Every write a device was told
+// is applied is already durable; anything else it will push again.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	for _, sess := range s.hub.all() {
+		sess.kill(syncproto.CodeShuttingDown)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.sessions.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("shutdown: %w", context.Cause(ctx))
+	}
+}

@@ -1,0 +1,239 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nicksnyder/go-i18n/v2/i18n"
+
+	"github.com/ponte-project/ponte/locales"
+	"github.com/ponte-project/ponte/server/store"
+	"github.com/ponte-project/ponte/syncproto"
+)
+
+// outbound is one frame waiting in a session's send queue.
+type outbound struct {
+	data     []byte
+	prepared *websocket.PreparedMessage
+}
+
+// session is one websocket connection. Its reader goroutine (serve) handles
+// requests one at a time; its writer goroutine (writePump) is the only one
+// that writes to the connection. live and cursor are guarded by the hub's
+// mutex.
+type session struct {
+	srv   *Server
+	conn  *websocket.Conn
+	log   *slog.Logger
+	actor store.Actor
+	loc   *i18n.Localizer
+
+	queue chan outbound
+	quit  chan struct{} // closed by kill
+	once  sync.Once
+	why   *syncproto.ErrorMsg // set before quit is closed
+
+	live   bool
+	cursor int64
+}
+
+// send encodes m and queues it; failures are logged (they are bugs).
+func (s *session) send(m *syncproto.Message) {
+	b, err := syncproto.Encode(m)
+	if err != nil {
+		s.log.Error("encode message", "type", m.Type, "err", err)
+		return
+	}
+	s.enqueue(outbound{data: b})
+}
+
+// enqueue queues a frame without blocking; a full queue disconnects the
+// session as a slow consumer.
+func (s *session) enqueue(o outbound) {
+	select {
+	case <-s.quit:
+	case s.queue <- o:
+	default:
+		s.log.Warn("slow consumer: disconnecting", "queued", len(s.queue))
+		s.kill(syncproto.CodeSlowConsumer)
+	}
+}
+
+// kill ends the session: the writer sends an error naming code and a close
+// frame, then closes the connection, which ends the reader. An empty code
+// closes quietly (the peer is already gone).
+func (s *session) kill(code syncproto.Code) {
+	s.once.Do(func() {
+		if code != "" {
+			s.why = s.errorMsg(code)
+		}
+		close(s.quit)
+	})
+}
+
+func (s *session) errorMsg(code syncproto.Code) *syncproto.ErrorMsg {
+	return &syncproto.ErrorMsg{Code: code, Message: locales.Text(s.loc, code.MessageID(), nil), Fatal: true}
+}
+
+// serve runs the session after the handshake until the connection ends.
+func (s *session) serve(ctx context.Context) {
+	s.srv.hub.add(s)
+	defer s.srv.hub.remove(s)
+	if s.srv.isClosing() { // Shutdown ran while this session shook hands
+		s.kill(syncproto.CodeShuttingDown)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.writePump()
+	}()
+	defer func() {
+		s.kill("") // no-op if already killed
+		<-done
+	}()
+	s.conn.SetPongHandler(func(string) error {
+		return s.conn.SetReadDeadline(time.Now().Add(s.srv.opts.PongWait))
+	})
+	for {
+		if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.opts.PongWait)); err != nil {
+			return
+		}
+		_, frame, err := s.conn.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.kill(syncproto.CodeTooLarge)
+			}
+			s.log.Debug("session ended", "err", err)
+			return
+		}
+		m, err := syncproto.Decode(frame)
+		if err != nil {
+			s.log.Info("bad message", "err", err)
+			s.kill(syncproto.ErrorCode(err))
+			return
+		}
+		if err := s.handle(ctx, m); err != nil {
+			s.log.Error("request failed", "type", m.Type, "err", err)
+			s.kill(syncproto.ErrorCode(err))
+			return
+		}
+	}
+}
+
+func (s *session) handle(ctx context.Context, m *syncproto.Message) error {
+	switch m.Type {
+	case syncproto.TypePush:
+		results, err := s.srv.store.Apply(ctx, s.actor, m.Push.Mutations)
+		if err != nil {
+			return err
+		}
+		for i := range results {
+			r := &results[i]
+			if r.Status == syncproto.StatusRejected {
+				s.log.Info("mutation rejected", "mutation", r.ID, "code", r.Code, "detail", r.Message)
+				r.Message = locales.Text(s.loc, r.Code.MessageID(), nil)
+			}
+		}
+		s.send(&syncproto.Message{Type: syncproto.TypeResult, Re: m.Re, Result: &syncproto.Result{Results: results}})
+	case syncproto.TypePull:
+		page, err := s.srv.store.Pull(ctx, m.Pull.Cursors, m.Pull.Limit)
+		if err != nil {
+			return err
+		}
+		if page.More {
+			s.send(&syncproto.Message{Type: syncproto.TypePage, Re: m.Re, Page: page})
+		} else {
+			s.srv.hub.finishPull(s, m.Re, page)
+		}
+	case syncproto.TypePing:
+		s.send(&syncproto.Message{Type: syncproto.TypePong, Re: m.Re, Ping: &syncproto.Ping{Time: s.srv.now().UnixMilli()}})
+	default:
+		return syncproto.Errorf(syncproto.CodeBadMessage, "a client may not send %q", m.Type)
+	}
+	return nil
+}
+
+// writePump writes queued frames and keepalive pings until the session is
+// killed; then it sends what is queued, the reason and a close frame.
+func (s *session) writePump() {
+	ticker := time.NewTicker(s.srv.opts.PingInterval)
+	defer ticker.Stop()
+	defer s.conn.Close()
+	for {
+		select {
+		case o := <-s.queue:
+			if err := s.write(o); err != nil {
+				s.kill(syncproto.CodeInternal)
+				return
+			}
+		case <-ticker.C:
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.srv.opts.WriteTimeout)); err != nil {
+				s.kill(syncproto.CodeInternal)
+				return
+			}
+		case <-s.quit:
+			if s.why == nil {
+				return
+			}
+			if s.why.Code != syncproto.CodeSlowConsumer {
+				s.drain()
+			}
+			s.goodbye()
+			return
+		}
+	}
+}
+
+func (s *session) drain() {
+	for {
+		select {
+		case o := <-s.queue:
+			if s.write(o) != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (s *session) write(o outbound) error {
+	if err := s.conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout)); err != nil {
+		return err
+	}
+	if o.prepared != nil {
+		return s.conn.WritePreparedMessage(o.prepared)
+	}
+	return s.conn.WriteMessage(websocket.TextMessage, o.data)
+}
+
+// goodbye tells the client why the session ends, then closes it.
+func (s *session) goodbye() {
+	b, err := syncproto.Encode(&syncproto.Message{Type: syncproto.TypeError, Error: s.why})
+	if err == nil {
+		_ = s.write(outbound{data: b})
+	}
+	deadline := time.Now().Add(s.srv.opts.WriteTimeout)
+	_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeCode(s.why.Code), string(s.why.Code)), deadline)
+}
+
+// closeCode maps an error code to a websocket close code.
+func closeCode(c syncproto.Code) int {
+	switch c {
+	case syncproto.CodeShuttingDown:
+		return websocket.CloseGoingAway
+	case syncproto.CodeTooLarge:
+		return websocket.CloseMessageTooBig
+	case syncproto.CodeInternal:
+		return websocket.CloseInternalServerErr
+	case syncproto.CodeSlowConsumer:
+		return 4008
+	case syncproto.CodeRateLimited:
+		return 4029
+	}
+	return websocket.ClosePolicyViolation
+}

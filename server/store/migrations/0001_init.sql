@@ -1,0 +1,74 @@
+-- The current state of every record: visible field values, their stamps (in
+-- syncproto's stored form) and the tombstone stamp. seq is the server
+-- sequence of the record's latest change: pulls serve records by seq.
+CREATE TABLE records (
+  collection TEXT NOT NULL,
+  id         TEXT NOT NULL,
+  seq        INTEGER NOT NULL,
+  data       TEXT NOT NULL,
+  stamps     TEXT NOT NULL,
+  deleted    TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (collection, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX records_by_seq ON records (seq);
+
+-- Append-only log of every applied mutation: the idempotency keys (a
+-- retried mutation is answered "duplicate" with its seq) and the audit trail
+-- (who wrote what, when, from which device).
+CREATE TABLE mutations (
+  id          TEXT PRIMARY KEY,
+  seq         INTEGER NOT NULL,
+  collection  TEXT NOT NULL,
+  record_id   TEXT NOT NULL,
+  op          TEXT NOT NULL,
+  data        TEXT,
+  stamp       TEXT NOT NULL,
+  user_name   TEXT NOT NULL,
+  device_id   TEXT NOT NULL,
+  received_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX mutations_by_record ON mutations (collection, record_id, seq);
+
+-- Concurrent writes to one field: the losing version is kept here for a
+-- person to review. Never deleted; resolution is recorded.
+CREATE TABLE conflicts (
+  id             INTEGER PRIMARY KEY,
+  collection     TEXT NOT NULL,
+  record_id      TEXT NOT NULL,
+  field          TEXT NOT NULL,
+  winner_value   TEXT,
+  winner_deleted INTEGER NOT NULL,
+  winner_stamp   TEXT NOT NULL,
+  loser_value    TEXT,
+  loser_deleted  INTEGER NOT NULL,
+  loser_stamp    TEXT NOT NULL,
+  mutation_id    TEXT NOT NULL,
+  detected_at    INTEGER NOT NULL,
+  resolved_at    INTEGER,
+  resolved_by    TEXT
+);
+CREATE INDEX conflicts_open ON conflicts (resolved_at, id);
+CREATE INDEX conflicts_by_record ON conflicts (collection, record_id);
+
+CREATE TABLE users (
+  name       TEXT PRIMARY KEY,
+  role       TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+
+-- A device holds one token, stored as its SHA-256 hash. node is the replica
+-- identifier the device first connected with; the token is bound to it.
+CREATE TABLE devices (
+  id           TEXT PRIMARY KEY,
+  user_name    TEXT NOT NULL REFERENCES users (name),
+  token_hash   TEXT NOT NULL UNIQUE,
+  node         TEXT,
+  created_at   INTEGER NOT NULL,
+  last_seen_at INTEGER,
+  revoked_at   INTEGER
+);
+
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);

@@ -1,0 +1,377 @@
+// Package store is the server's durable state in SQLite: records with their
+// field stamps, the append-only mutation log, conflicts, users and devices.
+//
+// Concurrency: any number of goroutines may call a Store. Writes are
+// serialised (one writer connection, one mutex); reads run in parallel on a
+// read pool and see committed snapshots. DESIGN.md states the transaction
+// boundaries and why.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ponte-project/ponte/internal/sqlitedb"
+	"github.com/ponte-project/ponte/syncproto"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ScopeAll is the scope that holds every record. Until per-user scopes
+// exist, every device reads and writes it.
+const ScopeAll = "all"
+
+// DefaultPageSize is the number of changes in a page when a pull names none.
+const DefaultPageSize = 1000
+
+// Actor is who makes a write: the authenticated user and device.
+type Actor struct {
+	User   string
+	Device string // device id
+	Node   string // the device's replica node
+}
+
+// Options configure a Store.
+type Options struct {
+	// Now is the server's physical clock; nil means time.Now.
+	Now func() time.Time
+	// OnCommit, if set, is called after each commit that changed records,
+	// with their new states in sequence order. Calls are serialised and come
+	// in commit order; OnCommit must not block or call the Store's writers.
+	OnCommit func([]syncproto.Change)
+}
+
+// Store is the server's SQLite store. Create it with Open.
+type Store struct {
+	db       *sqlitedb.DB
+	clock    *syncproto.Clock
+	now      func() time.Time
+	onCommit func([]syncproto.Change)
+
+	mu  sync.Mutex // serialises writes; guards seq
+	seq int64      // last assigned sequence
+}
+
+// Open opens or creates the store at path and brings its schema up to date.
+// Commits are synced to disk before they return (synchronous=FULL): an
+// acknowledged write survives power loss.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	db, err := sqlitedb.Open(ctx, path, sqlitedb.SyncFull)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := db.Migrate(ctx, migrations, "migrations"); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s := &Store{db: db, now: opts.Now, onCommit: opts.OnCommit}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	node, err := s.serverNode(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s.clock = syncproto.NewClock(node, s.now)
+	if err := db.Writer.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM records`).Scan(&s.seq); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store: read sequence: %w", err)
+	}
+	var last string
+	if err := db.Writer.QueryRowContext(ctx, `SELECT coalesce(max(stamp), '') FROM mutations`).Scan(&last); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store: read clock: %w", err)
+	}
+	if st, err := syncproto.ParseStamp(last); err == nil && st.Wall <= s.now().Add(syncproto.MaxFuture).UnixMilli() {
+		s.clock.Restore(st)
+	}
+	return s, nil
+}
+
+// serverNode returns the server's node identifier, creating it on first use.
+func (s *Store) serverNode(ctx context.Context) (string, error) {
+	node := hexUUID()
+	if _, err := s.db.Writer.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('node', ?) ON CONFLICT DO NOTHING`, node); err != nil {
+		return "", fmt.Errorf("server node: %w", err)
+	}
+	if err := s.db.Writer.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'node'`).Scan(&node); err != nil {
+		return "", fmt.Errorf("server node: %w", err)
+	}
+	return node, nil
+}
+
+func hexUUID() string {
+	u := uuid.New()
+	const hexdigits = "0123456789abcdef"
+	b := make([]byte, 32)
+	for i, c := range u {
+		b[2*i], b[2*i+1] = hexdigits[c>>4], hexdigits[c&0xf]
+	}
+	return string(b)
+}
+
+// Close closes the database. Writes in progress finish first.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.db.Close()
+}
+
+// Clock returns the server's hybrid logical clock.
+func (s *Store) Clock() *syncproto.Clock { return s.clock }
+
+// LastSeq returns the sequence of the latest committed change.
+func (s *Store) LastSeq() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
+}
+
+// Apply applies a batch of mutations from actor in one transaction and
+// returns one result per mutation, in order, once the transaction is durable.
+// A mutation already applied (same ID) is answered StatusDuplicate with the
+// seq it was applied at; an invalid one is answered StatusRejected and does
+// not stop the rest of the batch. An error means nothing was applied.
+func (s *Store) Apply(ctx context.Context, actor Actor, muts []syncproto.Mutation) ([]syncproto.MutationResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	startSeq := s.seq
+	results, changes, err := s.apply(ctx, actor, muts)
+	if err != nil {
+		s.seq = startSeq
+		return nil, fmt.Errorf("apply batch of %d: %w", len(muts), err)
+	}
+	if s.onCommit != nil && len(changes) > 0 {
+		s.onCommit(changes)
+	}
+	return results, nil
+}
+
+func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutation) ([]syncproto.MutationResult, []syncproto.Change, error) {
+	tx, err := s.db.Writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tx.Rollback()
+	st, err := prepareApply(ctx, tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer st.close()
+
+	now := s.now().UnixMilli()
+	results := make([]syncproto.MutationResult, len(muts))
+	changed := make(map[[2]string]int) // record → index in changes
+	var changes []syncproto.Change
+	for i := range muts {
+		m := &muts[i]
+		res := &results[i]
+		res.ID = m.ID
+		var prevSeq int64
+		switch err := st.mutationSeq.QueryRowContext(ctx, m.ID).Scan(&prevSeq); {
+		case err == nil:
+			res.Status, res.Seq = syncproto.StatusDuplicate, prevSeq
+			continue
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, nil, fmt.Errorf("mutation %s: %w", m.ID, err)
+		}
+		if err := m.Validate(); err != nil {
+			res.Status, res.Code, res.Message = syncproto.StatusRejected, syncproto.ErrorCode(err), err.Error()
+			continue
+		}
+		if m.Stamp.Node != actor.Node {
+			res.Status, res.Code = syncproto.StatusRejected, syncproto.CodeInvalid
+			res.Message = "stamp node is not the writing device's node"
+			continue
+		}
+		cur, seq, err := loadRecord(ctx, st.getRecord, m.Collection, m.Record)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mutation %s: %w", m.ID, err)
+		}
+		if stamp, replaced := s.clock.Admit(m.Stamp); replaced {
+			m.Stamp, res.Stamp = stamp, stamp
+		}
+		next, isChanged, conflicts := syncproto.Apply(cur, *m)
+		if isChanged {
+			s.seq++
+			seq = s.seq
+			ch := syncproto.NewChange(m.Collection, m.Record, seq, next)
+			if _, err := st.putRecord.ExecContext(ctx, m.Collection, m.Record, seq,
+				string(ch.Data), string(ch.Stamps), ch.Deleted.String()); err != nil {
+				return nil, nil, fmt.Errorf("mutation %s: store record: %w", m.ID, err)
+			}
+			key := [2]string{m.Collection, m.Record}
+			if j, ok := changed[key]; ok {
+				changes[j] = ch
+			} else {
+				changed[key] = len(changes)
+				changes = append(changes, ch)
+			}
+		}
+		var data any
+		if m.Op == syncproto.OpPut {
+			data = string(syncproto.EncodeData(m.Data))
+		}
+		if _, err := st.logMutation.ExecContext(ctx, m.ID, seq, m.Collection, m.Record, string(m.Op), data,
+			m.Stamp.String(), actor.User, actor.Device, now); err != nil {
+			return nil, nil, fmt.Errorf("mutation %s: log: %w", m.ID, err)
+		}
+		for _, c := range conflicts {
+			if _, err := st.addConflict.ExecContext(ctx, m.Collection, m.Record, c.Field,
+				nullRaw(c.Winner.Value), c.Winner.Deleted, c.Winner.Stamp.String(),
+				nullRaw(c.Loser.Value), c.Loser.Deleted, c.Loser.Stamp.String(), m.ID, now); err != nil {
+				return nil, nil, fmt.Errorf("mutation %s: record conflict: %w", m.ID, err)
+			}
+		}
+		res.Status, res.Seq, res.Conflicts = syncproto.StatusApplied, seq, conflicts
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, fmt.Errorf("commit: %w", err)
+	}
+	// Keep sequence order for the broadcast even when a record changed twice.
+	sortChanges(changes)
+	return results, changes, nil
+}
+
+func sortChanges(cs []syncproto.Change) {
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && cs[j].Seq < cs[j-1].Seq; j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
+}
+
+func nullRaw(v json.RawMessage) any {
+	if v == nil {
+		return nil
+	}
+	return string(v)
+}
+
+type applyStmts struct {
+	mutationSeq, getRecord, putRecord, logMutation, addConflict *sql.Stmt
+}
+
+func prepareApply(ctx context.Context, tx *sql.Tx) (*applyStmts, error) {
+	var st applyStmts
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&st.mutationSeq, `SELECT seq FROM mutations WHERE id = ?`},
+		{&st.getRecord, `SELECT seq, data, stamps, deleted FROM records WHERE collection = ? AND id = ?`},
+		{&st.putRecord, `INSERT INTO records (collection, id, seq, data, stamps, deleted) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, data = excluded.data,
+			stamps = excluded.stamps, deleted = excluded.deleted`},
+		{&st.logMutation, `INSERT INTO mutations (id, seq, collection, record_id, op, data, stamp, user_name, device_id, received_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&st.addConflict, `INSERT INTO conflicts (collection, record_id, field, winner_value, winner_deleted, winner_stamp,
+			loser_value, loser_deleted, loser_stamp, mutation_id, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+	} {
+		stmt, err := tx.PrepareContext(ctx, p.sql)
+		if err != nil {
+			st.close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		*p.dst = stmt
+	}
+	return &st, nil
+}
+
+func (st *applyStmts) close() {
+	for _, s := range []*sql.Stmt{st.mutationSeq, st.getRecord, st.putRecord, st.logMutation, st.addConflict} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+type rowScanner interface {
+	QueryRowContext(ctx context.Context, args ...any) *sql.Row
+}
+
+func loadRecord(ctx context.Context, q rowScanner, collection, id string) (syncproto.Record, int64, error) {
+	var (
+		seq                   int64
+		data, stamps, deleted string
+	)
+	err := q.QueryRowContext(ctx, collection, id).Scan(&seq, &data, &stamps, &deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return syncproto.Record{}, 0, nil
+	}
+	if err != nil {
+		return syncproto.Record{}, 0, fmt.Errorf("load %s/%s: %w", collection, id, err)
+	}
+	ch := syncproto.Change{Collection: collection, ID: id, Seq: seq, Data: []byte(data), Stamps: []byte(stamps)}
+	if ch.Deleted, err = syncproto.ParseStamp(deleted); err != nil {
+		return syncproto.Record{}, 0, fmt.Errorf("load %s/%s: %w", collection, id, err)
+	}
+	rec, err := ch.Record()
+	if err != nil {
+		return syncproto.Record{}, 0, fmt.Errorf("load %s/%s: %w", collection, id, err)
+	}
+	return rec, seq, nil
+}
+
+// Get returns the current state of a record and its seq; a record never
+// written is the zero Record with seq 0.
+func (s *Store) Get(ctx context.Context, collection, id string) (syncproto.Record, int64, error) {
+	stmt, err := s.db.Reader.PrepareContext(ctx, `SELECT seq, data, stamps, deleted FROM records WHERE collection = ? AND id = ?`)
+	if err != nil {
+		return syncproto.Record{}, 0, fmt.Errorf("get %s/%s: %w", collection, id, err)
+	}
+	defer stmt.Close()
+	return loadRecord(ctx, stmt, collection, id)
+}
+
+// Pull returns up to limit changes after the cursors, in sequence order, and
+// the cursors to resume from. limit <= 0 means DefaultPageSize.
+func (s *Store) Pull(ctx context.Context, cursors map[string]int64, limit int) (*syncproto.Page, error) {
+	if limit <= 0 || limit > syncproto.MaxPage {
+		limit = DefaultPageSize
+	}
+	after := cursors[ScopeAll]
+	rows, err := s.db.Reader.QueryContext(ctx, `SELECT collection, id, seq, data, stamps, deleted FROM records
+		WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit+1)
+	if err != nil {
+		return nil, fmt.Errorf("pull after %d: %w", after, err)
+	}
+	defer rows.Close()
+	page := &syncproto.Page{Changes: make([]syncproto.Change, 0, min(limit, 256))}
+	for rows.Next() {
+		if len(page.Changes) == limit {
+			page.More = true
+			break
+		}
+		var (
+			c       syncproto.Change
+			deleted string
+			data    []byte
+			stamps  []byte
+		)
+		if err := rows.Scan(&c.Collection, &c.ID, &c.Seq, &data, &stamps, &deleted); err != nil {
+			return nil, fmt.Errorf("pull after %d: %w", after, err)
+		}
+		c.Data, c.Stamps = data, stamps
+		if c.Deleted, err = syncproto.ParseStamp(deleted); err != nil {
+			return nil, fmt.Errorf("pull after %d: record %s/%s: %w", after, c.Collection, c.ID, err)
+		}
+		page.Changes = append(page.Changes, c)
+		after = c.Seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	page.Cursors = map[string]int64{ScopeAll: after}
+	return page, nil
+}
