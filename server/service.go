@@ -1,0 +1,109 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ponte-project/ponte/server/store"
+	"github.com/ponte-project/ponte/syncproto"
+)
+
+// Config says where a Service listens and keeps its data.
+type Config struct {
+	Addr    string // e.g. 127.0.0.1:8080; port 0 picks a free one
+	DBPath  string
+	Logger  *slog.Logger
+	Now     func() time.Time // the server's clock; nil means time.Now
+	Options Options          // connection tuning; Logger and Now are filled in
+}
+
+// Service is the whole server wired together: store, hub, sync server and
+// HTTP listener. `ponte serve` runs one; tests start one on 127.0.0.1:0.
+type Service struct {
+	Store  *store.Store
+	Hub    *Hub
+	Server *Server
+
+	ln       net.Listener
+	http     *http.Server
+	served   chan struct{} // closed when the HTTP server stops
+	serveErr error         // why it stopped; read after served is closed
+}
+
+// Start opens the store and starts serving. It returns once the listener is
+// open; Close stops the service.
+func Start(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	svc := &Service{}
+	st, err := store.Open(ctx, cfg.DBPath, store.Options{Now: cfg.Now,
+		OnCommit: func(cs []syncproto.Change) { svc.Hub.Broadcast(cs) }})
+	if err != nil {
+		return nil, err
+	}
+	svc.Store = st
+	svc.Hub = NewHub(cfg.Logger, st.LastSeq())
+	cfg.Options.Logger, cfg.Options.Now = cfg.Logger, cfg.Now
+	svc.Server = New(st, svc.Hub, cfg.Options)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	svc.ln = ln
+	svc.http = &http.Server{Handler: svc.Server.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	svc.served = make(chan struct{})
+	go func() {
+		svc.serveErr = svc.http.Serve(ln)
+		close(svc.served)
+	}()
+	return svc, nil
+}
+
+// Addr returns the address the service listens on.
+func (svc *Service) Addr() string { return svc.ln.Addr().String() }
+
+// URL returns the service's base HTTP URL.
+func (svc *Service) URL() string { return "http://" + svc.Addr() }
+
+// SyncURL returns the websocket endpoint devices connect to.
+func (svc *Service) SyncURL() string { return "ws://" + svc.Addr() + "/sync" }
+
+// Done is closed when the HTTP server stops, by Close or by itself; Err then
+// says why.
+func (svc *Service) Done() <-chan struct{} { return svc.served }
+
+// Err returns why the HTTP server stopped, once Done is closed.
+func (svc *Service) Err() error {
+	<-svc.served
+	return svc.serveErr
+}
+
+// Close stops accepting connections, ends every session after the answers
+// already queued for it (every acknowledged write is already durable), and
+// closes the store.
+func (svc *Service) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var errs []error
+	if err := svc.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close listener: %w", err))
+	}
+	if err := svc.Err(); !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, err)
+	}
+	if err := svc.Server.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := svc.Store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	return errors.Join(errs...)
+}
