@@ -59,6 +59,9 @@ type Client struct {
 	wmu  sync.Mutex // serialises local transactions on the writer
 	sync sqlitedb.Synchronous
 
+	closeOnce sync.Once
+	closeErr  error
+
 	roundMu sync.Mutex    // one network session at a time
 	wake    chan struct{} // a local write happened
 	state   atomic.Value  // State
@@ -117,10 +120,13 @@ func newNode() string {
 }
 
 // Close stops event delivery and closes the replica. Sync and Run must have
-// returned.
+// returned. Closing twice is harmless.
 func (c *Client) Close() error {
-	c.events.close()
-	return c.db.Close()
+	c.closeOnce.Do(func() {
+		c.events.close()
+		c.closeErr = c.db.Close()
+	})
+	return c.closeErr
 }
 
 // Node returns the replica's node identifier, which stamps its writes.

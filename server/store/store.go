@@ -375,3 +375,15 @@ func (s *Store) Pull(ctx context.Context, cursors map[string]int64, limit int) (
 	page.Cursors = map[string]int64{ScopeAll: after}
 	return page, nil
 }
+
+// CountMutations returns the number of applied mutations logged for a
+// record: every write applied once shows here once.
+func (s *Store) CountMutations(ctx context.Context, collection, id string) (int, error) {
+	var n int
+	err := s.db.Reader.QueryRowContext(ctx, `SELECT count(*) FROM mutations WHERE collection = ? AND record_id = ?`,
+		collection, id).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count mutations of %s/%s: %w", collection, id, err)
+	}
+	return n, nil
+}
