@@ -108,6 +108,9 @@ func (c *Client) loadIdentity(ctx context.Context) error {
 	if off, err := strconv.ParseInt(meta["clock_offset"], 10, 64); err == nil {
 		c.clock.SetOffset(time.Duration(off) * time.Millisecond)
 	}
+	// Restored even if it lies ahead of the machine's clock: after a flat
+	// battery the machine's clock is behind, and stamps must stay monotonic.
+	// A clock that ran ahead is pulled back when the server corrects it.
 	if last, err := syncproto.ParseStamp(meta["clock"]); err == nil {
 		c.clock.Restore(last)
 	}
@@ -178,7 +181,7 @@ func (c *Client) Write(ctx context.Context, ops ...Op) error {
 		}
 		muts[i] = m
 	}
-	err := c.inTx(ctx, sqlitedb.SyncFull, func(tx *sql.Tx) error {
+	err := c.inTx(ctx, sqlitedb.SyncFull, func(tx *sqlitedb.Tx) error {
 		for i := range muts {
 			if err := c.writeLocal(ctx, tx, &muts[i]); err != nil {
 				return err
@@ -205,7 +208,7 @@ func (c *Client) Write(ctx context.Context, ops ...Op) error {
 // durability. Local writes use FULL (durable when the call returns); data
 // from the server uses NORMAL, since a page lost to a power cut is pulled
 // again from the cursor committed with it.
-func (c *Client) inTx(ctx context.Context, sync sqlitedb.Synchronous, fn func(*sql.Tx) error) error {
+func (c *Client) inTx(ctx context.Context, sync sqlitedb.Synchronous, fn func(*sqlitedb.Tx) error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	conn, err := c.db.Writer.Conn(ctx)
@@ -219,10 +222,12 @@ func (c *Client) inTx(ctx context.Context, sync sqlitedb.Synchronous, fn func(*s
 		}
 		c.sync = sync
 	}
-	tx, err := conn.BeginTx(ctx, nil)
+	sqlTx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	tx := sqlitedb.NewTx(sqlTx)
+	defer tx.Close()
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
 		return err
@@ -295,8 +300,8 @@ func (c *Client) meta(ctx context.Context, keys ...string) (map[string]string, e
 	return out, nil
 }
 
-func setMeta(ctx context.Context, tx *sql.Tx, key, value string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
+func setMeta(ctx context.Context, tx *sqlitedb.Tx, key, value string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 	if err != nil {
 		return fmt.Errorf("set %s: %w", key, err)

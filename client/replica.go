@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/ponte-project/ponte/internal/sqlitedb"
 	"github.com/ponte-project/ponte/syncproto"
 )
 
@@ -22,10 +23,10 @@ type row struct {
 	tombstone  string
 }
 
-func loadRow(ctx context.Context, tx *sql.Tx, collection, id string) (row, error) {
+func loadRow(ctx context.Context, tx *sqlitedb.Tx, collection, id string) (row, error) {
 	var r row
 	var serverData sql.NullString
-	err := tx.QueryRowContext(ctx, `SELECT data, seq, server_data, stamps, tombstone FROM replica_records
+	err := tx.QueryRow(ctx, `SELECT data, seq, server_data, stamps, tombstone FROM replica_records
 		WHERE collection = ? AND id = ?`, collection, id).Scan(&r.data, &r.seq, &serverData, &r.stamps, &r.tombstone)
 	if errors.Is(err, sql.ErrNoRows) {
 		return row{stamps: []byte("{}")}, nil
@@ -54,8 +55,8 @@ func (r row) confirmed(collection, id string) (syncproto.Record, error) {
 	return ch.Record()
 }
 
-func loadPending(ctx context.Context, tx *sql.Tx, collection, id string) ([]syncproto.Mutation, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT body FROM outbox WHERE collection = ? AND record_id = ? ORDER BY seq`, collection, id)
+func loadPending(ctx context.Context, tx *sqlitedb.Tx, collection, id string) ([]syncproto.Mutation, error) {
+	rows, err := tx.Query(ctx, `SELECT body FROM outbox WHERE collection = ? AND record_id = ? ORDER BY seq`, collection, id)
 	if err != nil {
 		return nil, fmt.Errorf("pending %s/%s: %w", collection, id, err)
 	}
@@ -88,7 +89,7 @@ func overlay(confirmed syncproto.Record, pending []syncproto.Mutation) syncproto
 
 // writeLocal stamps m, records in m.Base the stamps of the versions its
 // writer sees, queues it and updates the visible record.
-func (c *Client) writeLocal(ctx context.Context, tx *sql.Tx, m *syncproto.Mutation) error {
+func (c *Client) writeLocal(ctx context.Context, tx *sqlitedb.Tx, m *syncproto.Mutation) error {
 	r, err := loadRow(ctx, tx, m.Collection, m.Record)
 	if err != nil {
 		return err
@@ -121,7 +122,7 @@ func (c *Client) writeLocal(ctx context.Context, tx *sql.Tx, m *syncproto.Mutati
 	if err != nil {
 		return fmt.Errorf("write %s/%s: %w", m.Collection, m.Record, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (id, collection, record_id, body, created_at) VALUES (?, ?, ?, ?, ?)`,
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, collection, record_id, body, created_at) VALUES (?, ?, ?, ?, ?)`,
 		m.ID, m.Collection, m.Record, body, c.opts.Now().UnixMilli()); err != nil {
 		return fmt.Errorf("write %s/%s: queue: %w", m.Collection, m.Record, err)
 	}
@@ -129,16 +130,16 @@ func (c *Client) writeLocal(ctx context.Context, tx *sql.Tx, m *syncproto.Mutati
 }
 
 // storeRow writes a record's confirmed state and what is visible.
-func storeRow(ctx context.Context, tx *sql.Tx, collection, id string, seq int64, confirmed, visible syncproto.Record, pending bool) error {
+func storeRow(ctx context.Context, tx *sqlitedb.Tx, collection, id string, seq int64, confirmed, visible syncproto.Record, pending bool) error {
 	if seq == 0 && !pending {
-		_, err := tx.ExecContext(ctx, `DELETE FROM replica_records WHERE collection = ? AND id = ?`, collection, id)
+		_, err := tx.Exec(ctx, `DELETE FROM replica_records WHERE collection = ? AND id = ?`, collection, id)
 		return err
 	}
 	var serverData any
 	if pending {
 		serverData = string(syncproto.EncodeData(confirmed.Data))
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO replica_records (collection, id, data, deleted, seq, server_data, stamps, tombstone)
+	_, err := tx.Exec(ctx, `INSERT INTO replica_records (collection, id, data, deleted, seq, server_data, stamps, tombstone)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
 		deleted = excluded.deleted, seq = excluded.seq, server_data = excluded.server_data,
 		stamps = excluded.stamps, tombstone = excluded.tombstone`,
@@ -154,7 +155,7 @@ func storeRow(ctx context.Context, tx *sql.Tx, collection, id string, seq int64,
 // its queued writes changed. incoming, if not nil, is a newer confirmed
 // state from the server. Queued writes the confirmed state now includes are
 // dropped from the outbox.
-func recompute(ctx context.Context, tx *sql.Tx, collection, id string, incoming *syncproto.Change) error {
+func recompute(ctx context.Context, tx *sqlitedb.Tx, collection, id string, incoming *syncproto.Change) error {
 	r, err := loadRow(ctx, tx, collection, id)
 	if err != nil {
 		return err
@@ -170,7 +171,7 @@ func recompute(ctx context.Context, tx *sql.Tx, collection, id string, incoming 
 	if err != nil {
 		return fmt.Errorf("recompute %s/%s: %w", collection, id, err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE collection = ? AND record_id = ?
+	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE collection = ? AND record_id = ?
 		AND acked_seq IS NOT NULL AND acked_seq <= ?`, collection, id, seq); err != nil {
 		return fmt.Errorf("recompute %s/%s: %w", collection, id, err)
 	}
@@ -184,9 +185,9 @@ func recompute(ctx context.Context, tx *sql.Tx, collection, id string, incoming 
 // applyPage applies changes from the server and the cursors that follow
 // them, in the caller's transaction. A change older than the copy held is
 // skipped, so pages and live changes may overlap or repeat.
-func (c *Client) applyPage(ctx context.Context, tx *sql.Tx, page *syncproto.Page) ([]RecordKey, error) {
+func (c *Client) applyPage(ctx context.Context, tx *sqlitedb.Tx, page *syncproto.Page) ([]RecordKey, error) {
 	withPending := map[[2]string]bool{}
-	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT collection, record_id FROM outbox`)
+	rows, err := tx.Query(ctx, `SELECT DISTINCT collection, record_id FROM outbox`)
 	if err != nil {
 		return nil, fmt.Errorf("apply page: %w", err)
 	}
@@ -199,25 +200,13 @@ func (c *Client) applyPage(ctx context.Context, tx *sql.Tx, page *syncproto.Page
 		withPending[k] = true
 	}
 	rows.Close()
-	getSeq, err := tx.PrepareContext(ctx, `SELECT seq FROM replica_records WHERE collection = ? AND id = ?`)
-	if err != nil {
-		return nil, fmt.Errorf("apply page: %w", err)
-	}
-	defer getSeq.Close()
-	put, err := tx.PrepareContext(ctx, `INSERT INTO replica_records (collection, id, data, deleted, seq, server_data, stamps, tombstone)
-		VALUES (?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
-		deleted = excluded.deleted, seq = excluded.seq, server_data = NULL, stamps = excluded.stamps,
-		tombstone = excluded.tombstone`)
-	if err != nil {
-		return nil, fmt.Errorf("apply page: %w", err)
-	}
-	defer put.Close()
 
 	changed := make([]RecordKey, 0, len(page.Changes))
 	for i := range page.Changes {
 		ch := &page.Changes[i]
 		var held int64
-		if err := getSeq.QueryRowContext(ctx, ch.Collection, ch.ID).Scan(&held); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if err := tx.QueryRow(ctx, `SELECT seq FROM replica_records WHERE collection = ? AND id = ?`,
+			ch.Collection, ch.ID).Scan(&held); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
 		}
 		if held >= ch.Seq {
@@ -236,19 +225,35 @@ func (c *Client) applyPage(ctx context.Context, tx *sql.Tx, page *syncproto.Page
 				syncproto.Errorf(syncproto.CodeBadMessage, "data and stamps must be JSON objects"))
 		}
 		if withPending[key] {
-			if err := recompute(ctx, tx, ch.Collection, ch.ID, ch); err != nil {
-				return nil, err
+			// Drop the queued writes this state includes; recompute only if
+			// some remain to overlay.
+			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE collection = ? AND record_id = ?
+				AND acked_seq IS NOT NULL AND acked_seq <= ?`, ch.Collection, ch.ID, ch.Seq); err != nil {
+				return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
 			}
-			continue
+			var remaining int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE collection = ? AND record_id = ?`,
+				ch.Collection, ch.ID).Scan(&remaining); err != nil {
+				return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
+			}
+			if remaining > 0 {
+				if err := recompute(ctx, tx, ch.Collection, ch.ID, ch); err != nil {
+					return nil, err
+				}
+				continue
+			}
 		}
 		deleted := bytes.Equal(ch.Data, []byte("{}"))
-		if _, err := put.ExecContext(ctx, ch.Collection, ch.ID, []byte(ch.Data), deleted, ch.Seq,
+		if _, err := tx.Exec(ctx, `INSERT INTO replica_records (collection, id, data, deleted, seq, server_data, stamps, tombstone)
+			VALUES (?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
+			deleted = excluded.deleted, seq = excluded.seq, server_data = NULL, stamps = excluded.stamps,
+			tombstone = excluded.tombstone`, ch.Collection, ch.ID, []byte(ch.Data), deleted, ch.Seq,
 			[]byte(ch.Stamps), ch.Deleted.String()); err != nil {
 			return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
 		}
 	}
 	for scope, seq := range page.Cursors {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO cursors (scope, seq) VALUES (?, ?)
+		if _, err := tx.Exec(ctx, `INSERT INTO cursors (scope, seq) VALUES (?, ?)
 			ON CONFLICT (scope) DO UPDATE SET seq = max(seq, excluded.seq)`, scope, seq); err != nil {
 			return nil, fmt.Errorf("apply page: cursor %s: %w", scope, err)
 		}
@@ -258,8 +263,8 @@ func (c *Client) applyPage(ctx context.Context, tx *sql.Tx, page *syncproto.Page
 
 // forget removes a record that left the device's scopes, and the writes to
 // it the server already applied.
-func (c *Client) forget(ctx context.Context, tx *sql.Tx, collection, id string) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE collection = ? AND record_id = ? AND acked_seq IS NOT NULL`,
+func (c *Client) forget(ctx context.Context, tx *sqlitedb.Tx, collection, id string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE collection = ? AND record_id = ? AND acked_seq IS NOT NULL`,
 		collection, id); err != nil {
 		return fmt.Errorf("forget %s/%s: %w", collection, id, err)
 	}
@@ -277,12 +282,12 @@ func isObject(b json.RawMessage) bool {
 // applyResults records the server's answers to a push: applied writes wait
 // for their echo, refused ones move to the rejected list, reported
 // conflicts are kept.
-func (c *Client) applyResults(ctx context.Context, tx *sql.Tx, sent []syncproto.Mutation, results []syncproto.MutationResult) ([]RecordKey, error) {
+func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []syncproto.Mutation, results []syncproto.MutationResult) ([]RecordKey, error) {
 	if len(results) != len(sent) {
 		return nil, syncproto.Errorf(syncproto.CodeBadMessage, "push of %d answered with %d results", len(sent), len(results))
 	}
 	now := c.opts.Now().UnixMilli()
-	var touched []RecordKey
+	var touched, recomp []RecordKey
 	for i, r := range results {
 		m := sent[i]
 		if r.ID != m.ID {
@@ -297,41 +302,51 @@ func (c *Client) applyResults(ctx context.Context, tx *sql.Tx, sent []syncproto.
 				if err != nil {
 					return nil, err
 				}
-				if _, err := tx.ExecContext(ctx, `UPDATE outbox SET body = ? WHERE id = ?`, body, m.ID); err != nil {
+				if _, err := tx.Exec(ctx, `UPDATE outbox SET body = ? WHERE id = ?`, body, m.ID); err != nil {
 					return nil, fmt.Errorf("result %s: %w", m.ID, err)
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET acked_seq = ? WHERE id = ?`, r.Seq, m.ID); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE outbox SET acked_seq = ? WHERE id = ?`, r.Seq, m.ID); err != nil {
 				return nil, fmt.Errorf("result %s: %w", m.ID, err)
+			}
+			// The write stays in the overlay until the server's copy of the
+			// record includes it; if the replica already holds that copy (a
+			// duplicate), or the server re-stamped it, recompute now.
+			var held int64
+			if err := tx.QueryRow(ctx, `SELECT seq FROM replica_records WHERE collection = ? AND id = ?`,
+				m.Collection, m.Record).Scan(&held); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("result %s: %w", m.ID, err)
+			}
+			if held >= r.Seq || !r.Stamp.IsZero() {
+				recomp = appendKey(recomp, key)
 			}
 			for _, cf := range r.Conflicts {
 				body, err := json.Marshal(cf)
 				if err != nil {
 					return nil, err
 				}
-				if _, err := tx.ExecContext(ctx, `INSERT INTO conflicts (mutation_id, collection, record_id, body, detected_at)
+				if _, err := tx.Exec(ctx, `INSERT INTO conflicts (mutation_id, collection, record_id, body, detected_at)
 					VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, m.ID, m.Collection, m.Record, body, now); err != nil {
 					return nil, fmt.Errorf("result %s: conflict: %w", m.ID, err)
 				}
 			}
 		case syncproto.StatusRejected:
-			if _, err := tx.ExecContext(ctx, `INSERT INTO rejected (id, collection, record_id, body, code, message, rejected_at)
+			if _, err := tx.Exec(ctx, `INSERT INTO rejected (id, collection, record_id, body, code, message, rejected_at)
 				SELECT id, collection, record_id, body, ?, ?, ? FROM outbox WHERE id = ? ON CONFLICT DO NOTHING`,
 				string(r.Code), r.Message, now, m.ID); err != nil {
 				return nil, fmt.Errorf("result %s: keep rejected: %w", m.ID, err)
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE id = ?`, m.ID); err != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ?`, m.ID); err != nil {
 				return nil, fmt.Errorf("result %s: %w", m.ID, err)
 			}
 			c.log.Warn("write refused by the server", "mutation", m.ID, "code", r.Code)
+			recomp = appendKey(recomp, key)
 		default:
 			return nil, syncproto.Errorf(syncproto.CodeBadMessage, "result %s: unknown status %q", m.ID, r.Status)
 		}
-		if !slices.Contains(touched, key) {
-			touched = append(touched, key)
-		}
+		touched = appendKey(touched, key)
 	}
-	for _, k := range touched {
+	for _, k := range recomp {
 		if err := recompute(ctx, tx, k.Collection, k.ID, nil); err != nil {
 			return nil, err
 		}
@@ -342,7 +357,19 @@ func (c *Client) applyResults(ctx context.Context, tx *sql.Tx, sent []syncproto.
 // pendingBatch returns up to n queued writes the server has not applied yet,
 // oldest first.
 func (c *Client) pendingBatch(ctx context.Context, n int) ([]syncproto.Mutation, error) {
-	rows, err := c.db.Reader.QueryContext(ctx, `SELECT body FROM outbox WHERE acked_seq IS NULL ORDER BY seq LIMIT ?`, n)
+	rows, err := c.db.Reader.QueryContext(ctx, pendingQuery, n)
+	return scanPending(rows, err)
+}
+
+// pendingBatchTx is pendingBatch inside a transaction; n < 0 means all.
+func (c *Client) pendingBatchTx(ctx context.Context, tx *sqlitedb.Tx, n int) ([]syncproto.Mutation, error) {
+	rows, err := tx.Query(ctx, pendingQuery, n)
+	return scanPending(rows, err)
+}
+
+const pendingQuery = `SELECT body FROM outbox WHERE acked_seq IS NULL ORDER BY seq LIMIT ?`
+
+func scanPending(rows *sql.Rows, err error) ([]syncproto.Mutation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
@@ -379,4 +406,11 @@ func (c *Client) cursors(ctx context.Context) (map[string]int64, error) {
 		out[scope] = seq
 	}
 	return out, rows.Err()
+}
+
+func appendKey(keys []RecordKey, k RecordKey) []RecordKey {
+	if slices.Contains(keys, k) {
+		return keys
+	}
+	return append(keys, k)
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -29,6 +30,9 @@ const (
 	backoffMax    = 30 * time.Second
 	pingInterval  = 30 * time.Second
 	closeDeadline = time.Second
+	// minClockCorrection is the smallest difference from the server's clock
+	// that the client corrects.
+	minClockCorrection = 2 * time.Second
 )
 
 // Sync runs one round with the server: it pushes every queued write, pulls
@@ -104,7 +108,7 @@ func (c *Client) session(ctx context.Context, live bool) error {
 		return syncproto.Errorf(syncproto.CodeUnreachable, "no server configured")
 	}
 	c.setState(StateConnecting)
-	ws, err := c.dial(ctx)
+	ws, welcome, err := c.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -131,7 +135,7 @@ func (c *Client) session(ctx context.Context, live bool) error {
 		}
 	}()
 
-	s := &round{c: c, ws: ws, live: live}
+	s := &round{c: c, ws: ws, live: live, batch: min(pushBatch, max(welcome.MaxBatch, 1))}
 	c.setState(StateSyncing)
 	if err := s.push(ctx); err != nil {
 		return err
@@ -175,7 +179,7 @@ func (c *Client) session(ctx context.Context, live bool) error {
 }
 
 // dial connects and shakes hands, and corrects the clock by the server's.
-func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
+func (c *Client) dial(ctx context.Context) (*websocket.Conn, *syncproto.Welcome, error) {
 	d := c.opts.Dialer
 	if d == nil {
 		d = &websocket.Dialer{HandshakeTimeout: helloTimeout, EnableCompression: true,
@@ -184,48 +188,119 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 	ws, resp, err := d.DialContext(ctx, c.opts.Server, nil)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
-			return nil, &syncproto.Error{Code: syncproto.CodeShuttingDown, Message: "dial", Err: err}
+			return nil, nil, &syncproto.Error{Code: syncproto.CodeShuttingDown, Message: "dial", Err: err}
 		}
-		return nil, unreachable("dial "+c.opts.Server, err)
+		return nil, nil, unreachable("dial "+c.opts.Server, err)
 	}
 	ws.SetReadLimit(syncproto.MaxFrameBytes)
 	cursors, err := c.cursors(ctx)
 	if err != nil {
 		ws.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	hello := &syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
 		Protocol: syncproto.ProtocolVersion, Device: c.node, Token: c.opts.Token, Lang: c.opts.Lang,
 		Cursors: cursors, Client: Version}}
 	if err := writeMessage(ws, hello); err != nil {
 		ws.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	m, err := readMessage(ws, helloTimeout)
 	if err != nil {
 		ws.Close()
-		return nil, fmt.Errorf("handshake: %w", err)
+		return nil, nil, fmt.Errorf("handshake: %w", err)
 	}
 	switch {
 	case m.Type == syncproto.TypeError:
 		ws.Close()
-		return nil, fmt.Errorf("handshake: %w", remoteError(m.Error))
+		return nil, nil, fmt.Errorf("handshake: %w", remoteError(m.Error))
 	case m.Type != syncproto.TypeWelcome:
 		ws.Close()
-		return nil, syncproto.Errorf(syncproto.CodeBadMessage, "handshake: got %q, want welcome", m.Type)
+		return nil, nil, syncproto.Errorf(syncproto.CodeBadMessage, "handshake: got %q, want welcome", m.Type)
 	case m.Welcome.Protocol != syncproto.ProtocolVersion:
 		ws.Close()
-		return nil, syncproto.Errorf(syncproto.CodeProtocolUnsupported, "server speaks protocol %d", m.Welcome.Protocol)
+		return nil, nil, syncproto.Errorf(syncproto.CodeProtocolUnsupported, "server speaks protocol %d", m.Welcome.Protocol)
 	}
+	// Correct the clock only when it is clearly wrong: a few milliseconds
+	// are network delay, and correcting by them would only add jitter.
 	offset := time.Duration(m.Welcome.ServerTime-c.opts.Now().UnixMilli()) * time.Millisecond
-	c.clock.SetOffset(offset)
-	if err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sql.Tx) error {
-		return setMeta(ctx, tx, "clock_offset", strconv.FormatInt(offset.Milliseconds(), 10))
+	if offset.Abs() < minClockCorrection {
+		offset = 0
+	}
+	restamp := c.clock.SetOffset(offset)
+	if err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sqlitedb.Tx) error {
+		if err := setMeta(ctx, tx, "clock_offset", strconv.FormatInt(offset.Milliseconds(), 10)); err != nil {
+			return err
+		}
+		if err := c.checkServer(ctx, tx, m.Welcome.Server); err != nil {
+			return err
+		}
+		if restamp {
+			return c.restampPending(ctx, tx)
+		}
+		return nil
 	}); err != nil {
 		ws.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return ws, nil
+	return ws, m.Welcome, nil
+}
+
+// checkServer compares the server's identity with the one the replica last
+// synced with. A different server (say, restored from a backup) may lack
+// what the cursors and acknowledgements say it has: the replica then pulls
+// everything again and re-sends every write not yet confirmed.
+func (c *Client) checkServer(ctx context.Context, tx *sqlitedb.Tx, server string) error {
+	var known string
+	err := tx.QueryRow(ctx, `SELECT value FROM meta WHERE key = 'server'`).Scan(&known)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("check server: %w", err)
+	}
+	if known == server {
+		return nil
+	}
+	if known != "" {
+		c.log.Warn("the server is not the one this replica synced with; pulling everything again", "was", known, "now", server)
+		for _, q := range []string{`DELETE FROM cursors`, `UPDATE replica_records SET seq = 0`,
+			`UPDATE outbox SET acked_seq = NULL`} {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("check server: %w", err)
+			}
+		}
+	}
+	return setMeta(ctx, tx, "server", server)
+}
+
+// restampPending gives fresh stamps, in order, to queued writes the server
+// has not applied that were stamped by a clock found to run far ahead.
+func (c *Client) restampPending(ctx context.Context, tx *sqlitedb.Tx) error {
+	limit := c.clock.Physical() + syncproto.MaxFuture.Milliseconds()
+	pending, err := c.pendingBatchTx(ctx, tx, -1)
+	if err != nil {
+		return err
+	}
+	var touched []RecordKey
+	for _, m := range pending {
+		if m.Stamp.Wall <= limit {
+			continue
+		}
+		m.Stamp = c.clock.Now()
+		body, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET body = ? WHERE id = ?`, body, m.ID); err != nil {
+			return fmt.Errorf("restamp %s: %w", m.ID, err)
+		}
+		touched = appendKey(touched, RecordKey{Collection: m.Collection, ID: m.Record})
+	}
+	for _, k := range touched {
+		if err := recompute(ctx, tx, k.Collection, k.ID, nil); err != nil {
+			return err
+		}
+	}
+	c.log.Info("re-stamped writes made while the clock ran ahead", "records", len(touched))
+	return setMeta(ctx, tx, "clock", c.clock.Last().String())
 }
 
 // remoteError is an error the server reported. Its Message is the code's
@@ -272,6 +347,7 @@ type round struct {
 	c        *Client
 	ws       *websocket.Conn
 	live     bool
+	batch    int // mutations per push
 	re       uint64
 	inflight []syncproto.Mutation // the push awaiting its result
 	pushRe   uint64
@@ -289,7 +365,7 @@ func (s *round) push(ctx context.Context) error {
 	if s.inflight != nil {
 		return nil
 	}
-	batch, err := s.c.pendingBatch(ctx, pushBatch)
+	batch, err := s.c.pendingBatch(ctx, s.batch)
 	if err != nil || len(batch) == 0 {
 		return err
 	}
@@ -318,7 +394,7 @@ func (s *round) handle(ctx context.Context, m *syncproto.Message) error {
 			return syncproto.Errorf(syncproto.CodeBadMessage, "unexpected result re=%d", m.Re)
 		}
 		var keys []RecordKey
-		err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sql.Tx) error {
+		err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sqlitedb.Tx) error {
 			var err error
 			keys, err = c.applyResults(ctx, tx, s.inflight, m.Result.Results)
 			return err
@@ -326,7 +402,7 @@ func (s *round) handle(ctx context.Context, m *syncproto.Message) error {
 		if err != nil {
 			return fmt.Errorf("apply push result: %w", err)
 		}
-		c.events.push(Event{Kind: EventChanged, Records: keys})
+		c.events.push(Event{Kind: EventPushed, Records: keys})
 		s.inflight = nil
 		if err := s.push(ctx); err != nil {
 			return err
@@ -376,7 +452,7 @@ func (s *round) handle(ctx context.Context, m *syncproto.Message) error {
 func (s *round) apply(ctx context.Context, page *syncproto.Page, current bool) error {
 	c := s.c
 	var keys []RecordKey
-	err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sql.Tx) error {
+	err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sqlitedb.Tx) error {
 		var err error
 		if keys, err = c.applyPage(ctx, tx, page); err != nil {
 			return err

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -85,12 +84,12 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 
 // recordRound persists the outcome of a sync round for Status.
 func (c *Client) recordRound(ctx context.Context, roundErr error) {
-	err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sql.Tx) error {
+	err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sqlitedb.Tx) error {
 		if roundErr == nil {
 			if err := setMeta(ctx, tx, "last_sync", c.opts.Now().UTC().Format(time.RFC3339Nano)); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = 'last_error'`)
+			_, err := tx.Exec(ctx, `DELETE FROM meta WHERE key = 'last_error'`)
 			return err
 		}
 		b, _ := json.Marshal(ErrorInfo{Code: syncproto.ErrorCode(roundErr), At: c.opts.Now().UTC()})
@@ -182,6 +181,7 @@ type EventKind string
 const (
 	EventState   EventKind = "state"   // the engine's State changed
 	EventChanged EventKind = "changed" // records changed in the replica
+	EventPushed  EventKind = "pushed"  // the server answered (applied or refused) local writes to these records
 )
 
 // RecordKey names a record.
@@ -194,7 +194,7 @@ type RecordKey struct {
 type Event struct {
 	Kind    EventKind
 	State   State       // for EventState
-	Records []RecordKey // for EventChanged
+	Records []RecordKey // for EventChanged and EventPushed
 	Local   bool        // for EventChanged: a write made on this device
 	At      time.Time   // when the change was applied to the replica
 }

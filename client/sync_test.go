@@ -97,14 +97,14 @@ func TestSync_ConcurrentEditsMerge(t *testing.T) {
 		mustSync(t, a)
 		mustSync(t, b)
 		mustPut(t, a, "appointments", "ap1", map[string]any{"status": "held"})
-		time.Sleep(2 * time.Millisecond) // b's write gets the later stamp
+		time.Sleep(20 * time.Millisecond)
 		mustPut(t, b, "appointments", "ap1", map[string]any{"status": "cancelled"})
 		mustSync(t, b)
 		mustSync(t, a)
 		mustSync(t, b)
 		fa, fb := fields(t, a, "appointments", "ap1"), fields(t, b, "appointments", "ap1")
 		if !equalFields(fa, fb) || fa["status"] != `"cancelled"` {
-			t.Fatalf("replicas hold %v and %v, want both status cancelled", fa, fb)
+			t.Fatalf("replicas hold %v and %v, want both status cancelled, the later write", fa, fb)
 		}
 		cs, err := srv.Store.Conflicts(context.Background(), 0, 10, true)
 		if err != nil || len(cs) != 1 {
@@ -131,7 +131,7 @@ func TestSync_ConcurrentEditsMerge(t *testing.T) {
 		if fields(t, a, "persons", "p2") != nil {
 			t.Fatal("a still sees the record it deleted")
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 		mustPut(t, b, "persons", "p2", map[string]any{"given_name": "Оксана"})
 		mustSync(t, a)
 		mustSync(t, b)

@@ -18,6 +18,8 @@ const ProtocolVersion = 1
 const (
 	MaxFrameBytes    = 16 << 20  // one websocket message
 	MaxMutationBytes = 256 << 10 // the data of one mutation
+	MaxRecordBytes   = 1 << 20   // the data of one record, all fields
+	MaxPageBytes     = 4 << 20   // a page stops growing past this (at least one change is sent)
 	MaxBatch         = 1000      // mutations in one push
 	MaxPage          = 5000      // changes in one page
 	MaxNameLen       = 64        // collection and field names
@@ -74,6 +76,7 @@ type Hello struct {
 // Welcome accepts a session.
 type Welcome struct {
 	Protocol   int      `json:"protocol"`
+	Server     string   `json:"server"`      // the server's node: a client that finds another resets its cursors
 	ServerTime int64    `json:"server_time"` // Unix milliseconds, for the client's clock offset
 	User       string   `json:"user"`
 	Scopes     []string `json:"scopes"`
@@ -247,8 +250,8 @@ func Decode(frame []byte) (*Message, error) {
 }
 
 // Validate checks that m is a well-formed message: a known type with exactly
-// its body, names and identifiers in range, mutations that can be applied.
-// Put values are compacted in place so equal values have equal bytes.
+// its body, names and identifiers in range. Mutations in a push are checked
+// only for their identifiers: each is validated on its own when applied.
 // Errors wrap ErrBadMessage or ErrTooLarge.
 func (m *Message) Validate() error {
 	bodies := 0
@@ -340,12 +343,20 @@ func (p *Push) validate() error {
 	if len(p.Mutations) == 0 || len(p.Mutations) > MaxBatch {
 		return Errorf(CodeBadMessage, "push: %d mutations, want 1..%d", len(p.Mutations), MaxBatch)
 	}
-	for i := range p.Mutations {
-		if err := p.Mutations[i].Validate(); err != nil {
-			return fmt.Errorf("push: mutation %d: %w", i, err)
+	// Only identifiers are checked here: the receiver validates each
+	// mutation on its own and refuses the bad ones, so one bad write does
+	// not block the rest of the batch.
+	for i, m := range p.Mutations {
+		if !validMutationID(m.ID) {
+			return Errorf(CodeBadMessage, "push: mutation %d: id %.40q is not a lowercase UUID", i, m.ID)
 		}
 	}
 	return nil
+}
+
+func validMutationID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && u.String() == id
 }
 
 func (p *Page) validate() error {
@@ -364,7 +375,7 @@ func (p *Page) validate() error {
 // operation with the data it needs, a stamp, sizes within limits. Put values
 // are compacted in place. Errors wrap ErrBadMessage or ErrTooLarge.
 func (m *Mutation) Validate() error {
-	if u, err := uuid.Parse(m.ID); err != nil || u.String() != m.ID {
+	if !validMutationID(m.ID) {
 		return Errorf(CodeBadMessage, "mutation id %.40q is not a lowercase UUID", m.ID)
 	}
 	if !ValidName(m.Collection) {

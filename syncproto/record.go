@@ -123,8 +123,10 @@ func Merge(a, b Record) Record {
 // the two is reported. A write that repeats the current value is no conflict.
 //
 // The new state is Merge(cur, m.AsRecord()), so the order in which a server
-// applies concurrent mutations does not change the result, and the set of
-// losing versions it reports is the same in every order.
+// applies concurrent mutations does not change the result. The conflicts
+// reported can depend on that order — each is judged against the version
+// current when the mutation arrives — but a losing version is never dropped
+// without either a conflict naming it or a later write whose writer saw it.
 func Apply(cur Record, m Mutation) (Record, bool, []Conflict) {
 	var conflicts []Conflict
 	incoming := func(v json.RawMessage) Version {
@@ -139,9 +141,6 @@ func Apply(cur Record, m Mutation) (Record, bool, []Conflict) {
 			return
 		}
 		if m.Op == OpPut && !cdel && jsonEqual(cv, v) {
-			return
-		}
-		if m.Op == OpDelete && cdel {
 			return
 		}
 		old, in := Version{Value: cv, Deleted: cdel, Stamp: cs}, incoming(v)

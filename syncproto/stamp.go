@@ -167,10 +167,21 @@ func NewClock(node string, now func() time.Time) *Clock {
 func (c *Clock) Node() string { return c.node }
 
 // SetOffset sets the correction added to the physical clock.
-func (c *Clock) SetOffset(d time.Duration) {
+//
+// If the clock's memory is now further ahead than MaxFuture — it ran on the
+// wrong time before the correction — it is brought back to the corrected
+// time, so the device stops stamping in the future. SetOffset reports
+// whether it did; the owner should then re-stamp writes it has not sent.
+func (c *Clock) SetOffset(d time.Duration) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.offset = d
-	c.mu.Unlock()
+	pt := c.physical()
+	if c.last.Wall > pt+MaxFuture.Milliseconds() {
+		c.last = Stamp{Wall: pt, Node: c.node}
+		return true
+	}
+	return false
 }
 
 // Physical returns the corrected physical time in milliseconds.

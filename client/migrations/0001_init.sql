@@ -32,6 +32,7 @@ CREATE TABLE outbox (
   acked_seq  INTEGER
 );
 CREATE INDEX outbox_by_record ON outbox (collection, record_id);
+CREATE INDEX outbox_unacked ON outbox (seq) WHERE acked_seq IS NULL;
 
 -- Writes the server refused, kept for the user and their coordinator.
 CREATE TABLE rejected (

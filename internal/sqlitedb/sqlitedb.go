@@ -156,3 +156,60 @@ func (db *DB) migrate(ctx context.Context, fsys fs.FS, name string, version int)
 	}
 	return tx.Commit()
 }
+
+// Tx is a transaction that prepares each distinct statement once and reuses
+// it, so loops over many rows do not pay for parsing SQL every time.
+type Tx struct {
+	*sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+// NewTx wraps tx; Close releases its statements.
+func NewTx(tx *sql.Tx) *Tx { return &Tx{Tx: tx, stmts: make(map[string]*sql.Stmt)} }
+
+func (t *Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := t.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := t.Tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	t.stmts[query] = s
+	return s, nil
+}
+
+// Exec runs a statement, prepared once per transaction.
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+// Query runs a query, prepared once per transaction.
+func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+// QueryRow runs a query for one row, prepared once per transaction.
+func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return t.Tx.QueryRowContext(ctx, query, args...) // reports the same error through Scan
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
+// Close releases the prepared statements; call it after Commit or Rollback.
+func (t *Tx) Close() {
+	for _, s := range t.stmts {
+		s.Close()
+	}
+	clear(t.stmts)
+}

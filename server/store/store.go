@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -158,32 +159,36 @@ func (s *Store) Apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 }
 
 func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutation) ([]syncproto.MutationResult, []syncproto.Change, error) {
-	tx, err := s.db.Writer.BeginTx(ctx, nil)
+	sqlTx, err := s.db.Writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, nil, err
 	}
+	tx := sqlitedb.NewTx(sqlTx)
+	defer tx.Close()
 	defer tx.Rollback()
-	st, err := prepareApply(ctx, tx)
+	applied, err := appliedBefore(ctx, tx, muts)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer st.close()
+	records, err := loadRecords(ctx, tx, muts)
+	if err != nil {
+		return nil, nil, err
+	}
 
 	now := s.now().UnixMilli()
 	results := make([]syncproto.MutationResult, len(muts))
-	changed := make(map[[2]string]int) // record → index in changes
+	changed := make(map[recordKey]int) // record → index in changes
 	var changes []syncproto.Change
 	for i := range muts {
 		m := &muts[i]
 		res := &results[i]
 		res.ID = m.ID
-		var prevSeq int64
-		switch err := st.mutationSeq.QueryRowContext(ctx, m.ID).Scan(&prevSeq); {
-		case err == nil:
-			res.Status, res.Seq = syncproto.StatusDuplicate, prevSeq
+		if prev, ok := applied[m.ID]; ok {
+			res.Status, res.Seq = syncproto.StatusDuplicate, prev.seq
+			if prev.stamp != m.Stamp {
+				res.Stamp = prev.stamp // it was re-stamped when applied
+			}
 			continue
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, nil, fmt.Errorf("mutation %s: %w", m.ID, err)
 		}
 		if err := m.Validate(); err != nil {
 			res.Status, res.Code, res.Message = syncproto.StatusRejected, syncproto.ErrorCode(err), err.Error()
@@ -194,23 +199,29 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			res.Message = "stamp node is not the writing device's node"
 			continue
 		}
-		cur, seq, err := loadRecord(ctx, st.getRecord, m.Collection, m.Record)
-		if err != nil {
-			return nil, nil, fmt.Errorf("mutation %s: %w", m.ID, err)
-		}
+		key := recordKey{m.Collection, m.Record}
+		cur := records[key]
 		if stamp, replaced := s.clock.Admit(m.Stamp); replaced {
 			m.Stamp, res.Stamp = stamp, stamp
 		}
-		next, isChanged, conflicts := syncproto.Apply(cur, *m)
+		next, isChanged, conflicts := syncproto.Apply(cur.rec, *m)
+		seq := cur.seq
 		if isChanged {
+			ch := syncproto.NewChange(m.Collection, m.Record, s.seq+1, next)
+			if len(ch.Data) > syncproto.MaxRecordBytes {
+				res.Status, res.Code = syncproto.StatusRejected, syncproto.CodeTooLarge
+				res.Message = fmt.Sprintf("record would hold %d bytes, limit %d", len(ch.Data), syncproto.MaxRecordBytes)
+				continue
+			}
 			s.seq++
 			seq = s.seq
-			ch := syncproto.NewChange(m.Collection, m.Record, seq, next)
-			if _, err := st.putRecord.ExecContext(ctx, m.Collection, m.Record, seq,
-				string(ch.Data), string(ch.Stamps), ch.Deleted.String()); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO records (collection, id, seq, data, stamps, deleted) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, data = excluded.data,
+				stamps = excluded.stamps, deleted = excluded.deleted`, m.Collection, m.Record, seq,
+				ch.Data, ch.Stamps, ch.Deleted.String()); err != nil {
 				return nil, nil, fmt.Errorf("mutation %s: store record: %w", m.ID, err)
 			}
-			key := [2]string{m.Collection, m.Record}
+			records[key] = current{rec: next, seq: seq}
 			if j, ok := changed[key]; ok {
 				changes[j] = ch
 			} else {
@@ -220,14 +231,18 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		}
 		var data any
 		if m.Op == syncproto.OpPut {
-			data = string(syncproto.EncodeData(m.Data))
+			data = syncproto.EncodeData(m.Data)
 		}
-		if _, err := st.logMutation.ExecContext(ctx, m.ID, seq, m.Collection, m.Record, string(m.Op), data,
+		if _, err := tx.Exec(ctx, `INSERT INTO mutations (id, seq, collection, record_id, op, data, stamp, user_name, device_id, received_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, m.ID, seq, m.Collection, m.Record, string(m.Op), data,
 			m.Stamp.String(), actor.User, actor.Device, now); err != nil {
 			return nil, nil, fmt.Errorf("mutation %s: log: %w", m.ID, err)
 		}
+		applied[m.ID] = appliedAt{seq: seq, stamp: m.Stamp}
 		for _, c := range conflicts {
-			if _, err := st.addConflict.ExecContext(ctx, m.Collection, m.Record, c.Field,
+			if _, err := tx.Exec(ctx, `INSERT INTO conflicts (collection, record_id, field, winner_value, winner_deleted,
+				winner_stamp, loser_value, loser_deleted, loser_stamp, mutation_id, detected_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, m.Collection, m.Record, c.Field,
 				nullRaw(c.Winner.Value), c.Winner.Deleted, c.Winner.Stamp.String(),
 				nullRaw(c.Loser.Value), c.Loser.Deleted, c.Loser.Stamp.String(), m.ID, now); err != nil {
 				return nil, nil, fmt.Errorf("mutation %s: record conflict: %w", m.ID, err)
@@ -243,6 +258,83 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 	return results, changes, nil
 }
 
+type recordKey struct{ collection, id string }
+
+type current struct {
+	rec syncproto.Record
+	seq int64
+}
+
+type appliedAt struct {
+	seq   int64
+	stamp syncproto.Stamp
+}
+
+// appliedBefore returns the mutations of the batch the log already holds,
+// in one query.
+func appliedBefore(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation) (map[string]appliedAt, error) {
+	ids := make([]any, len(muts))
+	for i, m := range muts {
+		ids[i] = m.ID
+	}
+	rows, err := tx.Query(ctx, `SELECT id, seq, stamp FROM mutations WHERE id IN (`+placeholders(len(ids), "?")+`)`, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("look up applied mutations: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]appliedAt)
+	for rows.Next() {
+		var id, stamp string
+		var a appliedAt
+		if err := rows.Scan(&id, &a.seq, &stamp); err != nil {
+			return nil, fmt.Errorf("look up applied mutations: %w", err)
+		}
+		if a.stamp, err = syncproto.ParseStamp(stamp); err != nil {
+			return nil, fmt.Errorf("look up applied mutations: %s: %w", id, err)
+		}
+		out[id] = a
+	}
+	return out, rows.Err()
+}
+
+// loadRecords returns the current state of every record the batch touches,
+// in one query; records never written are absent.
+func loadRecords(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation) (map[recordKey]current, error) {
+	args := make([]any, 0, 2*len(muts))
+	for _, m := range muts {
+		args = append(args, m.Collection, m.Record)
+	}
+	rows, err := tx.Query(ctx, `SELECT collection, id, seq, data, stamps, deleted FROM records
+		WHERE (collection, id) IN (VALUES `+placeholders(len(muts), "(?, ?)")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("load records: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[recordKey]current, len(muts))
+	for rows.Next() {
+		var (
+			ch      syncproto.Change
+			deleted string
+		)
+		if err := rows.Scan(&ch.Collection, &ch.ID, &ch.Seq, &ch.Data, &ch.Stamps, &deleted); err != nil {
+			return nil, fmt.Errorf("load records: %w", err)
+		}
+		if ch.Deleted, err = syncproto.ParseStamp(deleted); err != nil {
+			return nil, fmt.Errorf("load %s/%s: %w", ch.Collection, ch.ID, err)
+		}
+		rec, err := ch.Record()
+		if err != nil {
+			return nil, fmt.Errorf("load %s/%s: %w", ch.Collection, ch.ID, err)
+		}
+		out[recordKey{ch.Collection, ch.ID}] = current{rec: rec, seq: ch.Seq}
+	}
+	return out, rows.Err()
+}
+
+func placeholders(n int, one string) string {
+	return strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
+}
+
 func sortChanges(cs []syncproto.Change) {
 	for i := 1; i < len(cs); i++ {
 		for j := i; j > 0 && cs[j].Seq < cs[j-1].Seq; j-- {
@@ -256,44 +348,6 @@ func nullRaw(v json.RawMessage) any {
 		return nil
 	}
 	return string(v)
-}
-
-type applyStmts struct {
-	mutationSeq, getRecord, putRecord, logMutation, addConflict *sql.Stmt
-}
-
-func prepareApply(ctx context.Context, tx *sql.Tx) (*applyStmts, error) {
-	var st applyStmts
-	for _, p := range []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		{&st.mutationSeq, `SELECT seq FROM mutations WHERE id = ?`},
-		{&st.getRecord, `SELECT seq, data, stamps, deleted FROM records WHERE collection = ? AND id = ?`},
-		{&st.putRecord, `INSERT INTO records (collection, id, seq, data, stamps, deleted) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, data = excluded.data,
-			stamps = excluded.stamps, deleted = excluded.deleted`},
-		{&st.logMutation, `INSERT INTO mutations (id, seq, collection, record_id, op, data, stamp, user_name, device_id, received_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&st.addConflict, `INSERT INTO conflicts (collection, record_id, field, winner_value, winner_deleted, winner_stamp,
-			loser_value, loser_deleted, loser_stamp, mutation_id, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-	} {
-		stmt, err := tx.PrepareContext(ctx, p.sql)
-		if err != nil {
-			st.close()
-			return nil, fmt.Errorf("prepare: %w", err)
-		}
-		*p.dst = stmt
-	}
-	return &st, nil
-}
-
-func (st *applyStmts) close() {
-	for _, s := range []*sql.Stmt{st.mutationSeq, st.getRecord, st.putRecord, st.logMutation, st.addConflict} {
-		if s != nil {
-			s.Close()
-		}
-	}
 }
 
 type rowScanner interface {

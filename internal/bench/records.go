@@ -1,0 +1,51 @@
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/google/uuid"
+)
+
+// Realistic intake forms: names in many scripts, random identifiers, so the
+// records are no easier to compress than real ones.
+var (
+	givenNames = []string{"Amina", "Mohamed", "Oksana", "Fatima", "Abebe", "Li Na", "Ahmad", "Mariam", "Ivan", "Samira",
+		"Yusuf", "Daniela", "Kofi", "Aisha", "Olena", "Rahim", "Tsegay", "Nadia", "Bilal", "Irina",
+		"أمينة", "محمد", "Оксана", "Олена", "ফাতেমা", "রহিম", "ተስፋይ", "李娜", "علی", "زینب", "Arben", "Gurpreet"}
+	familyNames = []string{"Haddad", "Kovalenko", "Rahman", "Tesfaye", "Wang", "Ahmadi", "Diallo", "Popescu", "Hussain",
+		"Shevchenko", "Mensah", "Kaur", "Hoxha", "Nguyen", "Benali", "Okafor", "Ibrahim", "Karimi", "Singh", "Mazur",
+		"حداد", "Коваленко", "রহমান", "ተስፋዬ", "王", "احمدی", "Shehu", "Yilmaz", "Barry", "Castillo"}
+	nationalities = []string{"MA", "UA", "BD", "ER", "CN", "AF", "SN", "RO", "PK", "NG", "AL", "IN", "EG", "TN", "GH"}
+	languages     = []string{"ar", "fr", "uk", "ru", "bn", "ti", "zh", "fa", "ps", "ur", "pa", "sq", "en", "wo"}
+	needs         = []string{"housing", "work", "language", "legal", "health", "school"}
+	notes         = []string{"prefers morning appointments", "needs an interpreter", "referred by the parish",
+		"documents pending", "attends the A2 course", "looking for work in catering", "two children at school",
+		"", "", ""}
+)
+
+// Person returns a realistic intake form of about 200 bytes of JSON.
+func Person(r *rand.Rand, sites []string) map[string]any {
+	given, family := givenNames[r.IntN(len(givenNames))], familyNames[r.IntN(len(familyNames))]
+	n := 1 + r.IntN(3)
+	langs := make([]string, n)
+	for i := range langs {
+		langs[i] = languages[r.IntN(len(languages))]
+	}
+	p := map[string]any{
+		"site_id":       sites[r.IntN(len(sites))],
+		"given_name":    given,
+		"family_name":   family,
+		"birth_date":    fmt.Sprintf("%04d-%02d-%02d", 1950+r.IntN(58), 1+r.IntN(12), 1+r.IntN(28)),
+		"nationality":   nationalities[r.IntN(len(nationalities))],
+		"languages":     langs,
+		"phone":         fmt.Sprintf("+39%010d", r.Int64N(1e10)),
+		"needs":         []string{needs[r.IntN(len(needs))]},
+		"consent_given": true,
+		"mediator_id":   uuid.NewString(),
+	}
+	if note := notes[r.IntN(len(notes))]; note != "" {
+		p["notes"] = note
+	}
+	return p
+}
