@@ -143,8 +143,8 @@ func storeRow(ctx context.Context, tx *sqlitedb.Tx, collection, id string, seq i
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
 		deleted = excluded.deleted, seq = excluded.seq, server_data = excluded.server_data,
 		stamps = excluded.stamps, tombstone = excluded.tombstone`,
-		collection, id, syncproto.EncodeData(visible.Data), !visible.Exists(), seq, serverData,
-		syncproto.EncodeStamps(confirmed.Stamps), confirmed.Deleted.String())
+		collection, id, string(syncproto.EncodeData(visible.Data)), !visible.Exists(), seq, serverData,
+		string(syncproto.EncodeStamps(confirmed.Stamps)), confirmed.Deleted.String())
 	if err != nil {
 		return fmt.Errorf("store %s/%s: %w", collection, id, err)
 	}
@@ -204,20 +204,22 @@ func (c *Client) applyPage(ctx context.Context, tx *sqlitedb.Tx, page *syncproto
 	changed := make([]RecordKey, 0, len(page.Changes))
 	for i := range page.Changes {
 		ch := &page.Changes[i]
-		var held int64
-		if err := tx.QueryRow(ctx, `SELECT seq FROM replica_records WHERE collection = ? AND id = ?`,
-			ch.Collection, ch.ID).Scan(&held); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
-		}
-		if held >= ch.Seq {
-			continue
-		}
-		changed = append(changed, RecordKey{Collection: ch.Collection, ID: ch.ID})
 		key := [2]string{ch.Collection, ch.ID}
+		if ch.Gone || withPending[key] {
+			var held int64
+			if err := tx.QueryRow(ctx, `SELECT seq FROM replica_records WHERE collection = ? AND id = ?`,
+				ch.Collection, ch.ID).Scan(&held); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
+			}
+			if held >= ch.Seq {
+				continue
+			}
+		}
 		if ch.Gone {
 			if err := c.forget(ctx, tx, ch.Collection, ch.ID); err != nil {
 				return nil, err
 			}
+			changed = append(changed, RecordKey{Collection: ch.Collection, ID: ch.ID})
 			continue
 		}
 		if !isObject(ch.Data) || !isObject(ch.Stamps) {
@@ -240,16 +242,23 @@ func (c *Client) applyPage(ctx context.Context, tx *sqlitedb.Tx, page *syncproto
 				if err := recompute(ctx, tx, ch.Collection, ch.ID, ch); err != nil {
 					return nil, err
 				}
+				changed = append(changed, RecordKey{Collection: ch.Collection, ID: ch.ID})
 				continue
 			}
 		}
+		// One statement applies the change unless the replica already holds
+		// this seq or a later one (pages and pushed changes may overlap).
 		deleted := bytes.Equal(ch.Data, []byte("{}"))
-		if _, err := tx.Exec(ctx, `INSERT INTO replica_records (collection, id, data, deleted, seq, server_data, stamps, tombstone)
+		res, err := tx.Exec(ctx, `INSERT INTO replica_records (collection, id, data, deleted, seq, server_data, stamps, tombstone)
 			VALUES (?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
 			deleted = excluded.deleted, seq = excluded.seq, server_data = NULL, stamps = excluded.stamps,
-			tombstone = excluded.tombstone`, ch.Collection, ch.ID, []byte(ch.Data), deleted, ch.Seq,
-			[]byte(ch.Stamps), ch.Deleted.String()); err != nil {
+			tombstone = excluded.tombstone WHERE excluded.seq > replica_records.seq`, ch.Collection, ch.ID,
+			string(ch.Data), deleted, ch.Seq, string(ch.Stamps), ch.Deleted.String())
+		if err != nil {
 			return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			changed = append(changed, RecordKey{Collection: ch.Collection, ID: ch.ID})
 		}
 	}
 	for scope, seq := range page.Cursors {
@@ -354,39 +363,45 @@ func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []syncp
 	return touched, nil
 }
 
-// pendingBatch returns up to n queued writes the server has not applied yet,
-// oldest first.
-func (c *Client) pendingBatch(ctx context.Context, n int) ([]syncproto.Mutation, error) {
-	rows, err := c.db.Reader.QueryContext(ctx, pendingQuery, n)
+// pendingAfter returns up to n queued writes the server has not applied
+// yet that come after outbox position after, oldest first, and the position
+// of the last one.
+func (c *Client) pendingAfter(ctx context.Context, after int64, n int) ([]syncproto.Mutation, int64, error) {
+	rows, err := c.db.Reader.QueryContext(ctx, pendingQuery, after, n)
 	return scanPending(rows, err)
 }
 
-// pendingBatchTx is pendingBatch inside a transaction; n < 0 means all.
-func (c *Client) pendingBatchTx(ctx context.Context, tx *sqlitedb.Tx, n int) ([]syncproto.Mutation, error) {
-	rows, err := tx.Query(ctx, pendingQuery, n)
-	return scanPending(rows, err)
+// pendingTx returns every queued write the server has not applied, inside a
+// transaction.
+func (c *Client) pendingTx(ctx context.Context, tx *sqlitedb.Tx) ([]syncproto.Mutation, error) {
+	rows, err := tx.Query(ctx, pendingQuery, 0, -1)
+	muts, _, err := scanPending(rows, err)
+	return muts, err
 }
 
-const pendingQuery = `SELECT body FROM outbox WHERE acked_seq IS NULL ORDER BY seq LIMIT ?`
+const pendingQuery = `SELECT seq, body FROM outbox WHERE acked_seq IS NULL AND seq > ? ORDER BY seq LIMIT ?`
 
-func scanPending(rows *sql.Rows, err error) ([]syncproto.Mutation, error) {
+func scanPending(rows *sql.Rows, err error) ([]syncproto.Mutation, int64, error) {
 	if err != nil {
-		return nil, fmt.Errorf("outbox: %w", err)
+		return nil, 0, fmt.Errorf("outbox: %w", err)
 	}
 	defer rows.Close()
-	var out []syncproto.Mutation
+	var (
+		out  []syncproto.Mutation
+		last int64
+	)
 	for rows.Next() {
 		var body []byte
-		if err := rows.Scan(&body); err != nil {
-			return nil, fmt.Errorf("outbox: %w", err)
+		if err := rows.Scan(&last, &body); err != nil {
+			return nil, 0, fmt.Errorf("outbox: %w", err)
 		}
 		var m syncproto.Mutation
 		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fmt.Errorf("outbox: %w", err)
+			return nil, 0, fmt.Errorf("outbox: %w", err)
 		}
 		out = append(out, m)
 	}
-	return out, rows.Err()
+	return out, last, rows.Err()
 }
 
 // cursors returns the replica's cursor per scope.

@@ -21,7 +21,8 @@ import (
 const Version = "ponte-go/0.1"
 
 const (
-	pushBatch     = 500
+	pushBatch     = 1000
+	maxInflight   = 4
 	pullLimit     = 2000
 	readTimeout   = 90 * time.Second // the server pings well within this
 	writeTimeout  = 10 * time.Second
@@ -140,7 +141,7 @@ func (c *Client) session(ctx context.Context, live bool) error {
 	if err := s.push(ctx); err != nil {
 		return err
 	}
-	if s.inflight == nil {
+	if len(s.inflight) == 0 {
 		if err := s.pull(ctx, nil); err != nil {
 			return err
 		}
@@ -148,7 +149,7 @@ func (c *Client) session(ctx context.Context, live bool) error {
 	ping := time.NewTicker(pingInterval)
 	defer ping.Stop()
 	for {
-		if !live && s.inflight == nil && !s.pulling && s.caughtUp {
+		if !live && len(s.inflight) == 0 && !s.pulling && s.caughtUp {
 			_ = ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeDeadline))
 			return nil
@@ -275,7 +276,7 @@ func (c *Client) checkServer(ctx context.Context, tx *sqlitedb.Tx, server string
 // has not applied that were stamped by a clock found to run far ahead.
 func (c *Client) restampPending(ctx context.Context, tx *sqlitedb.Tx) error {
 	limit := c.clock.Physical() + syncproto.MaxFuture.Milliseconds()
-	pending, err := c.pendingBatchTx(ctx, tx, -1)
+	pending, err := c.pendingTx(ctx, tx)
 	if err != nil {
 		return err
 	}
@@ -349,8 +350,8 @@ type round struct {
 	live     bool
 	batch    int // mutations per push
 	re       uint64
-	inflight []syncproto.Mutation // the push awaiting its result
-	pushRe   uint64
+	inflight []pushed // pushes awaiting their results, oldest first
+	sent     int64    // outbox seq of the last write pushed
 	pulling  bool
 	pullRe   uint64
 	caughtUp bool
@@ -360,17 +361,28 @@ func (s *round) next() uint64 { s.re++; return s.re }
 
 func (s *round) send(m *syncproto.Message) error { return writeMessage(s.ws, m) }
 
-// push sends the next batch of queued writes unless one is in flight.
+// pushed is a push awaiting its result.
+type pushed struct {
+	re   uint64
+	muts []syncproto.Mutation
+}
+
+// push sends batches of queued writes until maxInflight pushes await their
+// results: the server answers them in order, and the client need not wait
+// for one answer before sending the next batch.
 func (s *round) push(ctx context.Context) error {
-	if s.inflight != nil {
-		return nil
+	for len(s.inflight) < maxInflight {
+		batch, last, err := s.c.pendingAfter(ctx, s.sent, s.batch)
+		if err != nil || len(batch) == 0 {
+			return err
+		}
+		p := pushed{re: s.next(), muts: batch}
+		s.inflight, s.sent = append(s.inflight, p), last
+		if err := s.send(&syncproto.Message{Type: syncproto.TypePush, Re: p.re, Push: &syncproto.Push{Mutations: batch}}); err != nil {
+			return err
+		}
 	}
-	batch, err := s.c.pendingBatch(ctx, s.batch)
-	if err != nil || len(batch) == 0 {
-		return err
-	}
-	s.inflight, s.pushRe = batch, s.next()
-	return s.send(&syncproto.Message{Type: syncproto.TypePush, Re: s.pushRe, Push: &syncproto.Push{Mutations: batch}})
+	return nil
 }
 
 // pull asks for the next page; cursors nil means the replica's own.
@@ -390,27 +402,28 @@ func (s *round) handle(ctx context.Context, m *syncproto.Message) error {
 	c := s.c
 	switch m.Type {
 	case syncproto.TypeResult:
-		if s.inflight == nil || m.Re != s.pushRe {
+		if len(s.inflight) == 0 || m.Re != s.inflight[0].re {
 			return syncproto.Errorf(syncproto.CodeBadMessage, "unexpected result re=%d", m.Re)
 		}
+		sent := s.inflight[0].muts
+		s.inflight = s.inflight[1:]
 		var keys []RecordKey
 		err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sqlitedb.Tx) error {
 			var err error
-			keys, err = c.applyResults(ctx, tx, s.inflight, m.Result.Results)
+			keys, err = c.applyResults(ctx, tx, sent, m.Result.Results)
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("apply push result: %w", err)
 		}
 		c.events.push(Event{Kind: EventPushed, Records: keys})
-		s.inflight = nil
 		if err := s.push(ctx); err != nil {
 			return err
 		}
 		// Before being live, catch up after pushing so the replica holds
 		// the server's copy of what it just pushed; once live, that copy
 		// arrives by push.
-		if s.inflight == nil && !s.pulling && !(s.live && s.caughtUp) {
+		if len(s.inflight) == 0 && !s.pulling && !(s.live && s.caughtUp) {
 			s.caughtUp = false
 			return s.pull(ctx, nil)
 		}

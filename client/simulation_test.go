@@ -535,7 +535,7 @@ func TestSimulation_Converges(t *testing.T) {
 	s := &sim{t: t, rng: rand.New(rand.NewPCG(seed, 0xc0ffee)), ctx: testenv.Context(t, 5*time.Minute),
 		stats: map[string]int{}}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("PONTE_SIM_TRACE") != "" {
 			from := max(0, len(s.trace)-300)
 			t.Logf("seed %d; the last %d of %d actions:\n%s", seed, len(s.trace)-from, len(s.trace),
 				strings.Join(s.trace[from:], "\n"))

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -222,6 +225,11 @@ type Ping struct {
 
 // Encode returns the JSON form of m.
 func Encode(m *Message) ([]byte, error) {
+	if (m.Type == TypePage || m.Type == TypeChanges) && m.Page != nil {
+		if b, ok := appendPage(nil, m); ok {
+			return b, nil
+		}
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", m.Type, err)
@@ -451,4 +459,92 @@ func ValidID(s string) bool {
 		}
 	}
 	return true
+}
+
+// appendPage writes a page without encoding/json, which would re-validate
+// every change's data: pages are the bulk of what a server sends. It gives
+// up (false) on anything it cannot write verbatim, and Encode falls back to
+// encoding/json, which writes the same fields.
+func appendPage(b []byte, m *Message) ([]byte, bool) {
+	p := m.Page
+	size := 128
+	for _, c := range p.Changes {
+		size += 96 + len(c.Collection) + len(c.ID) + len(c.Data) + len(c.Stamps)
+	}
+	b = slices.Grow(b, size)
+	b = append(b, `{"type":"`...)
+	b = append(b, m.Type...)
+	b = append(b, '"')
+	if m.Re != 0 {
+		b = append(b, `,"re":`...)
+		b = strconv.AppendUint(b, m.Re, 10)
+	}
+	b = append(b, `,"page":{"changes":[`...)
+	for i, c := range p.Changes {
+		if !ValidName(c.Collection) || !ValidID(c.ID) || !rawObject(c.Data) || !rawObject(c.Stamps) {
+			return nil, false
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"collection":"`...)
+		b = append(b, c.Collection...)
+		b = append(b, `","id":"`...)
+		b = append(b, c.ID...)
+		b = append(b, `","seq":`...)
+		b = strconv.AppendInt(b, c.Seq, 10)
+		if len(c.Data) > 0 {
+			b = append(b, `,"data":`...)
+			b = append(b, c.Data...)
+		}
+		if len(c.Stamps) > 0 {
+			b = append(b, `,"stamps":`...)
+			b = append(b, c.Stamps...)
+		}
+		if !c.Deleted.IsZero() {
+			b = append(b, `,"deleted":"`...)
+			b = c.Deleted.appendText(b)
+			b = append(b, '"')
+		}
+		if c.Gone {
+			b = append(b, `,"gone":true`...)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `],"cursors":{`...)
+	for i, scope := range slices.Sorted(maps.Keys(p.Cursors)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ok bool
+		if b, ok = appendPlainString(b, scope); !ok {
+			return nil, false
+		}
+		b = append(b, ':')
+		b = strconv.AppendInt(b, p.Cursors[scope], 10)
+	}
+	b = append(b, '}')
+	if p.More {
+		b = append(b, `,"more":true`...)
+	}
+	return append(b, '}', '}'), true
+}
+
+// rawObject reports whether b is empty or looks like a JSON object. Stored
+// data and stamps are written by this package; a full check would cost what
+// appendPage saves, and the receiver validates every frame anyway.
+func rawObject(b []byte) bool {
+	return len(b) == 0 || (len(b) >= 2 && b[0] == '{' && b[len(b)-1] == '}')
+}
+
+// appendPlainString appends s quoted if it needs no escaping.
+func appendPlainString(b []byte, s string) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			return nil, false
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), true
 }

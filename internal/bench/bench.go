@@ -340,7 +340,7 @@ func push(ctx context.Context, cfg *Config, res *Result, url, dir, token string)
 		if err := w.Write(ctx, ops...); err != nil {
 			return err
 		}
-		if done%(batch*10) == 0 {
+		if (done/batch)%10 == 9 || done+len(ops) == cfg.Records {
 			cfg.progress("queued %d/%d records offline", done+len(ops), cfg.Records)
 		}
 	}

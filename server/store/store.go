@@ -218,7 +218,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			if _, err := tx.Exec(ctx, `INSERT INTO records (collection, id, seq, data, stamps, deleted) VALUES (?, ?, ?, ?, ?, ?)
 				ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, data = excluded.data,
 				stamps = excluded.stamps, deleted = excluded.deleted`, m.Collection, m.Record, seq,
-				ch.Data, ch.Stamps, ch.Deleted.String()); err != nil {
+				string(ch.Data), string(ch.Stamps), ch.Deleted.String()); err != nil {
 				return nil, nil, fmt.Errorf("mutation %s: store record: %w", m.ID, err)
 			}
 			records[key] = current{rec: next, seq: seq}
@@ -231,7 +231,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		}
 		var data any
 		if m.Op == syncproto.OpPut {
-			data = syncproto.EncodeData(m.Data)
+			data = string(syncproto.EncodeData(m.Data))
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO mutations (id, seq, collection, record_id, op, data, stamp, user_name, device_id, received_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, m.ID, seq, m.Collection, m.Record, string(m.Op), data,
