@@ -381,7 +381,8 @@ func (p *Page) validate() error {
 
 // Validate checks a mutation on its own: a UUID identifier, valid names, an
 // operation with the data it needs, a stamp, sizes within limits. Put values
-// are compacted in place. Errors wrap ErrBadMessage or ErrTooLarge.
+// are put in canonical form in place: compact, with <, > and & escaped as
+// encoding/json writes them. Errors wrap ErrBadMessage or ErrTooLarge.
 func (m *Mutation) Validate() error {
 	if !validMutationID(m.ID) {
 		return Errorf(CodeBadMessage, "mutation id %.40q is not a lowercase UUID", m.ID)
@@ -414,10 +415,13 @@ func (m *Mutation) Validate() error {
 			if !ValidName(f) {
 				return Errorf(CodeBadMessage, "mutation %s: field %.70q is not a valid name", m.ID, f)
 			}
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, v); err != nil || buf.Len() == 0 {
+			var compact, buf bytes.Buffer
+			if err := json.Compact(&compact, v); err != nil || compact.Len() == 0 {
 				return Errorf(CodeBadMessage, "mutation %s: field %s is not JSON", m.ID, f)
 			}
+			// encoding/json writes <, > and & escaped; so must every stored
+			// value, or the same value could have two byte forms.
+			json.HTMLEscape(&buf, compact.Bytes())
 			m.Data[f] = buf.Bytes()
 			size += len(f) + buf.Len()
 		}
