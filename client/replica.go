@@ -379,6 +379,9 @@ func (c *Client) pendingTx(ctx context.Context, tx *sqlitedb.Tx) ([]syncproto.Mu
 	return muts, err
 }
 
+// maxPushBytes bounds the mutations in one push, well under the frame limit.
+const maxPushBytes = syncproto.MaxFrameBytes / 4
+
 const pendingQuery = `SELECT seq, body FROM outbox WHERE acked_seq IS NULL AND seq > ? ORDER BY seq LIMIT ?`
 
 func scanPending(rows *sql.Rows, err error) ([]syncproto.Mutation, int64, error) {
@@ -390,11 +393,17 @@ func scanPending(rows *sql.Rows, err error) ([]syncproto.Mutation, int64, error)
 		out  []syncproto.Mutation
 		last int64
 	)
+	size := 0
 	for rows.Next() {
 		var body []byte
-		if err := rows.Scan(&last, &body); err != nil {
+		var seq int64
+		if err := rows.Scan(&seq, &body); err != nil {
 			return nil, 0, fmt.Errorf("outbox: %w", err)
 		}
+		if size += len(body); size > maxPushBytes && len(out) > 0 {
+			break // the rest goes in the next push, so a push always fits a frame
+		}
+		last = seq
 		var m syncproto.Mutation
 		if err := json.Unmarshal(body, &m); err != nil {
 			return nil, 0, fmt.Errorf("outbox: %w", err)

@@ -389,7 +389,8 @@ func (s *Store) Get(ctx context.Context, collection, id string) (syncproto.Recor
 }
 
 // Pull returns up to limit changes after the cursors, in sequence order, and
-// the cursors to resume from. limit <= 0 means DefaultPageSize.
+// the cursors to resume from. limit <= 0 means DefaultPageSize. A page stops
+// early once it holds about syncproto.MaxPageBytes, so it always fits a frame.
 func (s *Store) Pull(ctx context.Context, cursors map[string]int64, limit int) (*syncproto.Page, error) {
 	if limit <= 0 || limit > syncproto.MaxPage {
 		limit = DefaultPageSize
@@ -402,8 +403,9 @@ func (s *Store) Pull(ctx context.Context, cursors map[string]int64, limit int) (
 	}
 	defer rows.Close()
 	page := &syncproto.Page{Changes: make([]syncproto.Change, 0, min(limit, 256))}
+	size := 0
 	for rows.Next() {
-		if len(page.Changes) == limit {
+		if len(page.Changes) == limit || size > syncproto.MaxPageBytes {
 			page.More = true
 			break
 		}
@@ -421,6 +423,7 @@ func (s *Store) Pull(ctx context.Context, cursors map[string]int64, limit int) (
 			return nil, fmt.Errorf("pull after %d: record %s/%s: %w", after, c.Collection, c.ID, err)
 		}
 		page.Changes = append(page.Changes, c)
+		size += len(c.Data) + len(c.Stamps) + len(c.ID) + 64
 		after = c.Seq
 	}
 	if err := rows.Err(); err != nil {
