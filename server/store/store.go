@@ -313,12 +313,14 @@ func loadRecords(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation
 	out := make(map[recordKey]current, len(muts))
 	for rows.Next() {
 		var (
-			ch      syncproto.Change
-			deleted string
+			ch           syncproto.Change
+			deleted      string
+			data, stamps []byte
 		)
-		if err := rows.Scan(&ch.Collection, &ch.ID, &ch.Seq, &ch.Data, &ch.Stamps, &deleted); err != nil {
+		if err := rows.Scan(&ch.Collection, &ch.ID, &ch.Seq, &data, &stamps, &deleted); err != nil {
 			return nil, fmt.Errorf("load records: %w", err)
 		}
+		ch.Data, ch.Stamps = data, stamps
 		if ch.Deleted, err = syncproto.ParseStamp(deleted); err != nil {
 			return nil, fmt.Errorf("load %s/%s: %w", ch.Collection, ch.ID, err)
 		}
