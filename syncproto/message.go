@@ -415,15 +415,12 @@ func (m *Mutation) Validate() error {
 			if !ValidName(f) {
 				return Errorf(CodeBadMessage, "mutation %s: field %.70q is not a valid name", m.ID, f)
 			}
-			var compact, buf bytes.Buffer
-			if err := json.Compact(&compact, v); err != nil || compact.Len() == 0 {
+			canon, err := canonicalJSON(v)
+			if err != nil {
 				return Errorf(CodeBadMessage, "mutation %s: field %s is not JSON", m.ID, f)
 			}
-			// encoding/json writes <, > and & escaped; so must every stored
-			// value, or the same value could have two byte forms.
-			json.HTMLEscape(&buf, compact.Bytes())
-			m.Data[f] = buf.Bytes()
-			size += len(f) + buf.Len()
+			m.Data[f] = canon
+			size += len(f) + len(canon)
 		}
 		if size > MaxMutationBytes {
 			return Errorf(CodeTooLarge, "mutation %s: %d bytes of data, limit %d", m.ID, size, MaxMutationBytes)
@@ -551,4 +548,29 @@ func appendPlainString(b []byte, s string) ([]byte, bool) {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"'), true
+}
+
+// canonicalJSON returns v compact, with <, > and & escaped as encoding/json
+// writes them, so one value has one byte form wherever it is stored. Values
+// already in that form, as encoding/json makes them, are returned as they are.
+func canonicalJSON(v []byte) ([]byte, error) {
+	plain := true
+	for _, c := range v {
+		switch c {
+		case ' ', '\t', '\n', '\r', '<', '>', '&', 0xe2: // 0xe2 starts U+2028 and U+2029
+			plain = false
+		}
+	}
+	if plain {
+		if len(v) == 0 || !json.Valid(v) {
+			return nil, Errorf(CodeBadMessage, "not JSON")
+		}
+		return v, nil
+	}
+	var compact, buf bytes.Buffer
+	if err := json.Compact(&compact, v); err != nil || compact.Len() == 0 {
+		return nil, Errorf(CodeBadMessage, "not JSON")
+	}
+	json.HTMLEscape(&buf, compact.Bytes())
+	return buf.Bytes(), nil
 }

@@ -182,6 +182,22 @@ func EncodeStamps(stamps map[string]Stamp) []byte {
 	if len(stamps) == 0 {
 		return []byte("{}")
 	}
+	var first Stamp
+	same := true
+	for _, s := range stamps {
+		if first.IsZero() {
+			first = s
+		} else if s != first {
+			same = false
+			break
+		}
+	}
+	if same { // one write set every field: the common case
+		b := make([]byte, 0, 8+16+len(first.Node))
+		b = append(b, `{"*":"`...)
+		b = first.appendText(b)
+		return append(b, '"', '}')
+	}
 	count := make(map[Stamp]int, 2)
 	var common Stamp
 	for _, s := range stamps {
@@ -239,9 +255,16 @@ func DecodeStamps(raw []byte, data map[string]json.RawMessage) (map[string]Stamp
 // EncodeData returns the fields' values as one compact JSON object with sorted
 // keys: the stored and wire form of a record's data.
 func EncodeData(data map[string]json.RawMessage) []byte {
-	b := make([]byte, 0, 256)
+	size := 2
+	keys := make([]string, 0, len(data))
+	for f, v := range data {
+		keys = append(keys, f)
+		size += len(f) + len(v) + 4
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
 	b = append(b, '{')
-	for i, f := range slices.Sorted(maps.Keys(data)) {
+	for i, f := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -265,6 +288,11 @@ func DecodeData(raw []byte) (map[string]json.RawMessage, error) {
 }
 
 func appendJSONString(b []byte, s string) ([]byte, error) {
+	if ValidName(s) { // field names need no escaping
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"'), nil
+	}
 	q, err := json.Marshal(s)
 	return append(b, q...), err
 }

@@ -3,6 +3,8 @@
 -- (deleted = 1 when nothing is visible). The confirmed state is server_data
 -- (NULL when equal to data), stamps and tombstone, at server sequence seq
 -- (0 when the server has never sent the record).
+-- A rowid table with a unique key index: rows are appended however random
+-- the record ids are.
 CREATE TABLE replica_records (
   collection  TEXT NOT NULL,
   id          TEXT NOT NULL,
@@ -11,9 +13,9 @@ CREATE TABLE replica_records (
   seq         INTEGER NOT NULL DEFAULT 0,
   server_data TEXT,
   stamps      TEXT NOT NULL DEFAULT '{}',
-  tombstone   TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY (collection, id)
-) WITHOUT ROWID;
+  tombstone   TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX replica_records_by_key ON replica_records (collection, id);
 
 -- What apps query: visible records only.
 CREATE VIEW records AS

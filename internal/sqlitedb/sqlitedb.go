@@ -47,6 +47,7 @@ func Open(ctx context.Context, p string, sync Synchronous) (*DB, error) {
 	q.Set("_journal_mode", "WAL")
 	q.Set("_foreign_keys", "on")
 	q.Set("_busy_timeout", "10000")
+	q.Set("_cache_size", "-65536") // 64 MiB of page cache per connection (the default is 2 MiB)
 	q.Set("_synchronous", string(sync))
 	q.Set("_txlock", "immediate")
 	writer, err := sql.Open("sqlite3", "file:"+p+"?"+q.Encode())

@@ -206,6 +206,10 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		}
 		next, isChanged, conflicts := syncproto.Apply(cur.rec, *m)
 		seq := cur.seq
+		var mdata []byte // the mutation's data as logged
+		if m.Op == syncproto.OpPut {
+			mdata = syncproto.EncodeData(m.Data)
+		}
 		if isChanged {
 			ch := syncproto.NewChange(m.Collection, m.Record, s.seq+1, next)
 			if len(ch.Data) > syncproto.MaxRecordBytes {
@@ -230,8 +234,8 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			}
 		}
 		var data any
-		if m.Op == syncproto.OpPut {
-			data = string(syncproto.EncodeData(m.Data))
+		if mdata != nil {
+			data = string(mdata)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO mutations (id, seq, collection, record_id, op, data, stamp, user_name, device_id, received_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, m.ID, seq, m.Collection, m.Record, string(m.Op), data,

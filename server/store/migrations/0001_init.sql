@@ -1,22 +1,24 @@
 -- The current state of every record: visible field values, their stamps (in
 -- syncproto's stored form) and the tombstone stamp. seq is the server
 -- sequence of the record's latest change: pulls serve records by seq.
+-- A rowid table: rows are appended, and only the small index entries go to
+-- random places in the key order (record ids are often random UUIDs).
 CREATE TABLE records (
   collection TEXT NOT NULL,
   id         TEXT NOT NULL,
   seq        INTEGER NOT NULL,
   data       TEXT NOT NULL,
   stamps     TEXT NOT NULL,
-  deleted    TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY (collection, id)
-) WITHOUT ROWID;
+  deleted    TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX records_by_key ON records (collection, id);
 CREATE UNIQUE INDEX records_by_seq ON records (seq);
 
 -- Append-only log of every applied mutation: the idempotency keys (a
 -- retried mutation is answered "duplicate" with its seq) and the audit trail
 -- (who wrote what, when, from which device).
 CREATE TABLE mutations (
-  id          TEXT PRIMARY KEY,
+  id          TEXT NOT NULL UNIQUE,
   seq         INTEGER NOT NULL,
   collection  TEXT NOT NULL,
   record_id   TEXT NOT NULL,
@@ -26,7 +28,7 @@ CREATE TABLE mutations (
   user_name   TEXT NOT NULL,
   device_id   TEXT NOT NULL,
   received_at INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX mutations_by_record ON mutations (collection, record_id, seq);
 
 -- Concurrent writes to one field: the losing version is kept here for a

@@ -1,0 +1,81 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ponte-project/ponte/internal/bench"
+	"github.com/ponte-project/ponte/server/store"
+	"github.com/ponte-project/ponte/syncproto"
+)
+
+// BenchmarkStore_Apply measures applying pushes of 1000 new intake forms,
+// synced to disk per batch as in production.
+func BenchmarkStore_Apply(b *testing.B) {
+	st := mustOpen(b, filepath.Join(b.TempDir(), "s.db"), store.Options{})
+	r := rand.New(rand.NewPCG(1, 2))
+	sites := []string{uuid.NewString(), uuid.NewString()}
+	const batch = 1000
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		muts := make([]syncproto.Mutation, batch)
+		now := time.Now().UnixMilli()
+		for i := range muts {
+			data := map[string]json.RawMessage{}
+			for k, v := range bench.Person(r, sites) {
+				data[k], _ = json.Marshal(v)
+			}
+			// Mutation ids are UUIDv7 as clients make them; record ids random.
+			muts[i] = syncproto.Mutation{ID: uuid.Must(uuid.NewV7()).String(), Collection: "persons",
+				Record: uuid.NewString(), Op: syncproto.OpPut, Data: data,
+				Stamp: syncproto.Stamp{Wall: now, Counter: uint16(i), Node: node}}
+		}
+		b.StartTimer()
+		if _, err := st.Apply(context.Background(), actor, muts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "mutations/s")
+}
+
+// BenchmarkStore_Pull measures reading pages of 2000 records.
+func BenchmarkStore_Pull(b *testing.B) {
+	st := mustOpen(b, filepath.Join(b.TempDir(), "s.db"), store.Options{})
+	r := rand.New(rand.NewPCG(1, 2))
+	sites := []string{uuid.NewString()}
+	now := time.Now().UnixMilli()
+	for range 10 {
+		muts := make([]syncproto.Mutation, 1000)
+		for i := range muts {
+			data := map[string]json.RawMessage{}
+			for k, v := range bench.Person(r, sites) {
+				data[k], _ = json.Marshal(v)
+			}
+			muts[i] = syncproto.Mutation{ID: uuid.NewString(), Collection: "persons", Record: uuid.NewString(),
+				Op: syncproto.OpPut, Data: data, Stamp: syncproto.Stamp{Wall: now, Counter: uint16(i), Node: node}}
+		}
+		if _, err := st.Apply(context.Background(), actor, muts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		page, err := st.Pull(context.Background(), map[string]int64{store.ScopeAll: int64(r.IntN(8000))}, 2000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := syncproto.Encode(&syncproto.Message{Type: syncproto.TypePage, Page: page}); err != nil {
+			b.Fatal(err)
+		}
+		n += len(page.Changes)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+}
