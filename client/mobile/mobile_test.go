@@ -1,0 +1,109 @@
+package mobile_test
+
+import (
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ponte-project/ponte/client/mobile"
+	"github.com/ponte-project/ponte/internal/testenv"
+)
+
+type listener struct {
+	mu      sync.Mutex
+	states  []string
+	changed []string
+}
+
+func (l *listener) OnState(state, text string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.states = append(l.states, state+":"+text)
+}
+
+func (l *listener) OnChanged(records string, local bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.changed = append(l.changed, records)
+}
+
+func (l *listener) seen(state string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.states {
+		if strings.HasPrefix(s, state+":") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestReplica_ThroughTheMobileFacade(t *testing.T) {
+	srv := testenv.MustStartServer(t)
+	a, err := mobile.Open(filepath.Join(t.TempDir(), "a.db"), srv.SyncURL(), srv.Token("amal"), "ar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := mobile.Open(filepath.Join(t.TempDir(), "b.db"), srv.SyncURL(), srv.Token("bruno"), "uk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	l := &listener{}
+	b.SetListener(l)
+	b.Start()
+
+	if err := a.Put("persons", "p1", `{"given_name":"أمينة","age":31}`); err != nil {
+		t.Fatal(err)
+	}
+	var me *mobile.Error
+	if err := a.Put("persons", "p1", `[1,2]`); !errors.As(err, &me) || me.Code != "bad_message" || !strings.ContainsAny(me.Message, "ابت") {
+		t.Fatalf("bad put = %v, want a bad_message error in Arabic", err)
+	}
+	if err := a.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := b.Get("persons", "p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != "" {
+			if got != `{"age":31,"given_name":"أمينة"}` {
+				t.Fatalf("b holds %s", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the write never reached the live replica")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rows, err := b.Query(`SELECT id, data->>'given_name' AS name FROM records WHERE collection = ?`, `["persons"]`)
+	if err != nil || rows != `[{"id":"p1","name":"أمينة"}]` {
+		t.Fatalf("query = %s, %v", rows, err)
+	}
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !l.seen("live") || len(l.changed) == 0 {
+		t.Fatalf("listener saw states %v and %d changes", l.states, len(l.changed))
+	}
+	var st map[string]any
+	s, _ := a.Status()
+	if json.Unmarshal([]byte(s), &st) != nil || st["pending"] != float64(0) {
+		t.Fatalf("status = %s", s)
+	}
+	if a.Direction() != "rtl" || b.Direction() != "ltr" {
+		t.Fatal("directions wrong")
+	}
+	if c, err := a.Conflicts(); err != nil || c != "[]" {
+		t.Fatalf("conflicts = %s, %v", c, err)
+	}
+}
