@@ -233,7 +233,7 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, *syncproto.Welcome,
 		if err := setMeta(ctx, tx, "clock_offset", strconv.FormatInt(offset.Milliseconds(), 10)); err != nil {
 			return err
 		}
-		if err := c.checkServer(ctx, tx, m.Welcome.Server); err != nil {
+		if err := c.checkServer(ctx, tx, m.Welcome); err != nil {
 			return err
 		}
 		if restamp {
@@ -247,21 +247,28 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, *syncproto.Welcome,
 	return ws, m.Welcome, nil
 }
 
-// checkServer compares the server's identity with the one the replica last
-// synced with. A different server (say, restored from a backup) may lack
-// what the cursors and acknowledgements say it has: the replica then pulls
-// everything again and re-sends every write not yet confirmed.
-func (c *Client) checkServer(ctx context.Context, tx *sqlitedb.Tx, server string) error {
+// checkServer compares the server with the one the replica last synced
+// with. Another server, or the same one holding less than the replica's
+// cursors say it had (restored from a backup), may lack what the cursors and
+// acknowledgements promise: the replica then pulls everything again and
+// re-sends every write not yet confirmed. Records confirmed only by the lost
+// history stay visible on this device but are not re-sent.
+func (c *Client) checkServer(ctx context.Context, tx *sqlitedb.Tx, w *syncproto.Welcome) error {
 	var known string
 	err := tx.QueryRow(ctx, `SELECT value FROM meta WHERE key = 'server'`).Scan(&known)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("check server: %w", err)
 	}
-	if known == server {
+	var ahead int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM cursors`).Scan(&ahead); err != nil {
+		return fmt.Errorf("check server: %w", err)
+	}
+	if known == w.Server && ahead <= w.Seq {
 		return nil
 	}
 	if known != "" {
-		c.log.Warn("the server is not the one this replica synced with; pulling everything again", "was", known, "now", server)
+		c.log.Warn("the server has lost or never had what this replica holds; pulling everything again",
+			"was", known, "now", w.Server, "cursor", ahead, "server_seq", w.Seq)
 		for _, q := range []string{`DELETE FROM cursors`, `UPDATE replica_records SET seq = 0`,
 			`UPDATE outbox SET acked_seq = NULL`} {
 			if _, err := tx.Exec(ctx, q); err != nil {
@@ -269,7 +276,7 @@ func (c *Client) checkServer(ctx context.Context, tx *sqlitedb.Tx, server string
 			}
 		}
 	}
-	return setMeta(ctx, tx, "server", server)
+	return setMeta(ctx, tx, "server", w.Server)
 }
 
 // restampPending gives fresh stamps, in order, to queued writes the server
@@ -280,10 +287,21 @@ func (c *Client) restampPending(ctx context.Context, tx *sqlitedb.Tx) error {
 	if err != nil {
 		return err
 	}
+	// From the first write stamped too far ahead on, every queued write is
+	// re-stamped, so they keep their order; each new stamp also orders after
+	// the versions its writer saw.
 	var touched []RecordKey
+	restamp := false
 	for _, m := range pending {
-		if m.Stamp.Wall <= limit {
+		if m.Stamp.Wall > limit {
+			restamp = true
+		}
+		if !restamp {
+			c.clock.Observe(m.Stamp)
 			continue
+		}
+		for _, b := range m.Base {
+			c.clock.Observe(b)
 		}
 		m.Stamp = c.clock.Now()
 		body, err := json.Marshal(m)

@@ -292,7 +292,7 @@ func TestSimulation_ApplyOrderIndependent(t *testing.T) {
 		}
 		if os.Getenv("PONTE_TEST_BUGS") == "" {
 			t.Skip("not promised: Apply's doc comment says the conflicts reported may depend on arrival order " +
-				"(syncproto TestApply_LosersOrderCounterexamples); what is promised, that no losing version is dropped " +
+				"(syncproto TestApply_LosersDependOnOrder); what is promised, that no losing version is dropped " +
 				"without a conflict or a writer who saw it, is checked above. PONTE_TEST_BUGS=1 shows a counterexample")
 		}
 		t.Errorf("loser multiset depends on order in %d of %d scenarios; first:\n%s", loserDiffs, scenarios, firstDiff)
@@ -1120,7 +1120,7 @@ type simLogEntry struct {
 }
 
 // serverLog reads the server's mutation log, read-only: mutation ID to what
-// was applied. Its primary key is the ID, so an ID appears at most once.
+// was applied. Its id column is UNIQUE, so an ID appears at most once.
 func (s *sim) serverLog(ctx context.Context) map[string]simLogEntry {
 	t := s.t
 	db, err := sql.Open("sqlite3", "file:"+s.srv.DBPath+"?mode=ro&_busy_timeout=5000")

@@ -165,7 +165,7 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn) (*session,
 	sess.actor = store.Actor{User: dev.User, Device: dev.ID, Node: h.Device}
 	sess.log = s.log.With("user", dev.User, "device", dev.ID)
 	welcome := &syncproto.Message{Type: syncproto.TypeWelcome, Re: m.Re, Welcome: &syncproto.Welcome{
-		Protocol: syncproto.ProtocolVersion, Server: s.store.Clock().Node(), ServerTime: s.now().UnixMilli(), User: dev.User,
+		Protocol: syncproto.ProtocolVersion, Server: s.store.Clock().Node(), Seq: s.store.LastSeq(), ServerTime: s.now().UnixMilli(), User: dev.User,
 		Scopes: []string{scopeAll}, MaxBatch: syncproto.MaxBatch,
 	}}
 	b, err := syncproto.Encode(welcome)

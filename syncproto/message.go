@@ -80,6 +80,7 @@ type Hello struct {
 type Welcome struct {
 	Protocol   int      `json:"protocol"`
 	Server     string   `json:"server"`      // the server's node: a client that finds another resets its cursors
+	Seq        int64    `json:"seq"`         // the server's latest sequence: a client whose cursor is beyond it resets too
 	ServerTime int64    `json:"server_time"` // Unix milliseconds, for the client's clock offset
 	User       string   `json:"user"`
 	Scopes     []string `json:"scopes"`

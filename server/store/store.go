@@ -188,6 +188,10 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			if prev.stamp != m.Stamp {
 				res.Stamp = prev.stamp // it was re-stamped when applied
 			}
+			// The first answer may never have arrived: repeat its conflicts.
+			if res.Conflicts, err = conflictsOf(ctx, tx, m.ID); err != nil {
+				return nil, nil, err
+			}
 			continue
 		}
 		if err := m.Validate(); err != nil {
@@ -213,6 +217,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		if isChanged {
 			ch := syncproto.NewChange(m.Collection, m.Record, s.seq+1, next)
 			if len(ch.Data) > syncproto.MaxRecordBytes {
+				res.Stamp = syncproto.Stamp{}
 				res.Status, res.Code = syncproto.StatusRejected, syncproto.CodeTooLarge
 				res.Message = fmt.Sprintf("record would hold %d bytes, limit %d", len(ch.Data), syncproto.MaxRecordBytes)
 				continue
@@ -263,6 +268,41 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 }
 
 type recordKey struct{ collection, id string }
+
+// conflictsOf returns the conflicts a mutation met when it was applied.
+func conflictsOf(ctx context.Context, tx *sqlitedb.Tx, mutation string) ([]syncproto.Conflict, error) {
+	rows, err := tx.Query(ctx, `SELECT field, winner_value, winner_deleted, winner_stamp, loser_value, loser_deleted,
+		loser_stamp FROM conflicts WHERE mutation_id = ? ORDER BY id`, mutation)
+	if err != nil {
+		return nil, fmt.Errorf("conflicts of %s: %w", mutation, err)
+	}
+	defer rows.Close()
+	var out []syncproto.Conflict
+	for rows.Next() {
+		var (
+			c                       syncproto.Conflict
+			winner, loser           sql.NullString
+			winnerStamp, loserStamp string
+		)
+		if err := rows.Scan(&c.Field, &winner, &c.Winner.Deleted, &winnerStamp, &loser, &c.Loser.Deleted, &loserStamp); err != nil {
+			return nil, fmt.Errorf("conflicts of %s: %w", mutation, err)
+		}
+		if winner.Valid {
+			c.Winner.Value = []byte(winner.String)
+		}
+		if loser.Valid {
+			c.Loser.Value = []byte(loser.String)
+		}
+		if c.Winner.Stamp, err = syncproto.ParseStamp(winnerStamp); err != nil {
+			return nil, fmt.Errorf("conflicts of %s: %w", mutation, err)
+		}
+		if c.Loser.Stamp, err = syncproto.ParseStamp(loserStamp); err != nil {
+			return nil, fmt.Errorf("conflicts of %s: %w", mutation, err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
 
 type current struct {
 	rec syncproto.Record

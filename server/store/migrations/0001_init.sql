@@ -51,6 +51,7 @@ CREATE TABLE conflicts (
 );
 CREATE INDEX conflicts_open ON conflicts (resolved_at, id);
 CREATE INDEX conflicts_by_record ON conflicts (collection, record_id);
+CREATE INDEX conflicts_by_mutation ON conflicts (mutation_id);
 
 CREATE TABLE users (
   name       TEXT PRIMARY KEY,
