@@ -28,35 +28,59 @@ func NewHub(log *slog.Logger, last int64) *Hub {
 
 // Broadcast sends changes to every live session whose cursor is behind them.
 // It never blocks: a session whose send queue is full is disconnected as a
-// slow consumer and catches up by pulling when it reconnects.
+// slow consumer and catches up by pulling when it reconnects. Changes are
+// sent in messages of at most about syncproto.MaxPageBytes each.
 func (h *Hub) Broadcast(changes []syncproto.Change) {
 	if len(changes) == 0 {
 		return
 	}
+	chunks := splitChanges(changes)
 	seq := changes[len(changes)-1].Seq
-	msg := &syncproto.Message{Type: syncproto.TypeChanges, Page: &syncproto.Page{
-		Changes: changes, Cursors: map[string]int64{scopeAll: seq}}}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.last = max(h.last, seq)
-	var prepared *websocket.PreparedMessage
+	prepared := make([]*websocket.PreparedMessage, len(chunks))
 	for s := range h.sessions {
 		if !s.live || s.cursor >= seq {
 			continue
 		}
-		if prepared == nil {
-			b, err := syncproto.Encode(msg)
-			if err == nil {
-				prepared, err = websocket.NewPreparedMessage(websocket.TextMessage, b)
+		for i, chunk := range chunks {
+			if prepared[i] == nil {
+				p, err := prepare(chunk)
+				if err != nil {
+					h.log.Error("broadcast: encode", "err", err)
+					return
+				}
+				prepared[i] = p
 			}
-			if err != nil {
-				h.log.Error("broadcast: encode", "err", err)
-				return
-			}
+			s.enqueue(outbound{prepared: prepared[i]})
 		}
 		s.cursor = seq
-		s.enqueue(outbound{prepared: prepared})
 	}
+}
+
+// splitChanges cuts changes into runs that each fit a page.
+func splitChanges(changes []syncproto.Change) [][]syncproto.Change {
+	var chunks [][]syncproto.Change
+	start, size := 0, 0
+	for i, c := range changes {
+		n := len(c.Data) + len(c.Stamps) + len(c.ID) + 64
+		if i > start && size+n > syncproto.MaxPageBytes {
+			chunks = append(chunks, changes[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	return append(chunks, changes[start:])
+}
+
+func prepare(changes []syncproto.Change) (*websocket.PreparedMessage, error) {
+	b, err := syncproto.Encode(&syncproto.Message{Type: syncproto.TypeChanges, Page: &syncproto.Page{
+		Changes: changes, Cursors: map[string]int64{scopeAll: changes[len(changes)-1].Seq}}})
+	if err != nil {
+		return nil, err
+	}
+	return websocket.NewPreparedMessage(websocket.TextMessage, b)
 }
 
 func (h *Hub) add(s *session) {
