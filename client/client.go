@@ -40,6 +40,10 @@ type Options struct {
 	Now func() time.Time
 	// Dialer dials the server; nil means a dialer with compression on.
 	Dialer *websocket.Dialer
+	// PageSize is how many changes to ask for per page when catching up;
+	// 0 means syncproto.MaxPage. Smaller pages mean a slow link loses less
+	// of an interrupted catch-up.
+	PageSize int
 	// OnEvent, if set, receives events in order on a goroutine of its own,
 	// never on the sync loop: a slow handler delays events, not syncing.
 	OnEvent func(Event)

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"strings"
 
 	"github.com/ponte-project/ponte/internal/sqlitedb"
 	"github.com/ponte-project/ponte/syncproto"
@@ -284,50 +284,46 @@ func (c *Client) forget(ctx context.Context, tx *sqlitedb.Tx, collection, id str
 	return storeRow(ctx, tx, collection, id, 0, syncproto.Record{}, overlay(syncproto.Record{}, pending), len(pending) > 0)
 }
 
+// isObject reports whether b is a JSON object; b comes from a frame
+// syncproto.Decode has already checked is valid JSON.
 func isObject(b json.RawMessage) bool {
-	return len(b) >= 2 && b[0] == '{' && json.Valid(b)
+	return len(b) >= 2 && b[0] == '{' && b[len(b)-1] == '}'
+}
+
+// queued is a write from the outbox as it is sent: its identity and its
+// JSON body, which goes on the wire as it is stored.
+type queued struct {
+	id, collection, record string
+	body                   []byte
 }
 
 // applyResults records the server's answers to a push: applied writes wait
 // for their echo, refused ones move to the rejected list, reported
 // conflicts are kept.
-func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []syncproto.Mutation, results []syncproto.MutationResult) ([]RecordKey, error) {
+func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []queued, results []syncproto.MutationResult) ([]RecordKey, error) {
 	if len(results) != len(sent) {
 		return nil, syncproto.Errorf(syncproto.CodeBadMessage, "push of %d answered with %d results", len(sent), len(results))
 	}
 	now := c.opts.Now().UnixMilli()
-	var touched, recomp []RecordKey
+	var (
+		touched, recomp keySet
+		acks            []any // id, seq pairs of applied writes
+	)
 	for i, r := range results {
 		m := sent[i]
-		if r.ID != m.ID {
-			return nil, syncproto.Errorf(syncproto.CodeBadMessage, "result %d is for %s, want %s", i, r.ID, m.ID)
+		if r.ID != m.id {
+			return nil, syncproto.Errorf(syncproto.CodeBadMessage, "result %d is for %s, want %s", i, r.ID, m.id)
 		}
-		key := RecordKey{Collection: m.Collection, ID: m.Record}
+		key := RecordKey{Collection: m.collection, ID: m.record}
+		touched.add(key)
 		switch r.Status {
 		case syncproto.StatusApplied, syncproto.StatusDuplicate:
-			if !r.Stamp.IsZero() {
-				m.Stamp = r.Stamp // the server re-stamped a write from a clock too far ahead
-				body, err := json.Marshal(m)
-				if err != nil {
+			acks = append(acks, m.id, r.Seq)
+			if !r.Stamp.IsZero() { // the server re-stamped a write from a clock too far ahead
+				if err := restampQueued(ctx, tx, m, r.Stamp); err != nil {
 					return nil, err
 				}
-				if _, err := tx.Exec(ctx, `UPDATE outbox SET body = ? WHERE id = ?`, body, m.ID); err != nil {
-					return nil, fmt.Errorf("result %s: %w", m.ID, err)
-				}
-			}
-			if _, err := tx.Exec(ctx, `UPDATE outbox SET acked_seq = ? WHERE id = ?`, r.Seq, m.ID); err != nil {
-				return nil, fmt.Errorf("result %s: %w", m.ID, err)
-			}
-			// The write stays in the overlay until the server's copy of the
-			// record includes it; if the replica already holds that copy (a
-			// duplicate), or the server re-stamped it, recompute now.
-			var held int64
-			if err := tx.QueryRow(ctx, `SELECT seq FROM replica_records WHERE collection = ? AND id = ?`,
-				m.Collection, m.Record).Scan(&held); err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return nil, fmt.Errorf("result %s: %w", m.ID, err)
-			}
-			if held >= r.Seq || !r.Stamp.IsZero() {
-				recomp = appendKey(recomp, key)
+				recomp.add(key)
 			}
 			for _, cf := range r.Conflicts {
 				body, err := json.Marshal(cf)
@@ -335,82 +331,158 @@ func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []syncp
 					return nil, err
 				}
 				if _, err := tx.Exec(ctx, `INSERT INTO conflicts (mutation_id, collection, record_id, body, detected_at)
-					VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, m.ID, m.Collection, m.Record, body, now); err != nil {
-					return nil, fmt.Errorf("result %s: conflict: %w", m.ID, err)
+					VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, m.id, m.collection, m.record, body, now); err != nil {
+					return nil, fmt.Errorf("result %s: conflict: %w", m.id, err)
 				}
 			}
 		case syncproto.StatusRejected:
 			if _, err := tx.Exec(ctx, `INSERT INTO rejected (id, collection, record_id, body, code, message, rejected_at)
 				SELECT id, collection, record_id, body, ?, ?, ? FROM outbox WHERE id = ? ON CONFLICT DO NOTHING`,
-				string(r.Code), r.Message, now, m.ID); err != nil {
-				return nil, fmt.Errorf("result %s: keep rejected: %w", m.ID, err)
+				string(r.Code), r.Message, now, m.id); err != nil {
+				return nil, fmt.Errorf("result %s: keep rejected: %w", m.id, err)
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ?`, m.ID); err != nil {
-				return nil, fmt.Errorf("result %s: %w", m.ID, err)
+			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ?`, m.id); err != nil {
+				return nil, fmt.Errorf("result %s: %w", m.id, err)
 			}
-			c.log.Warn("write refused by the server", "mutation", m.ID, "code", r.Code)
-			recomp = appendKey(recomp, key)
+			c.log.Warn("write refused by the server", "mutation", m.id, "code", r.Code)
+			recomp.add(key)
 		default:
-			return nil, syncproto.Errorf(syncproto.CodeBadMessage, "result %s: unknown status %q", m.ID, r.Status)
+			return nil, syncproto.Errorf(syncproto.CodeBadMessage, "result %s: unknown status %q", m.id, r.Status)
 		}
-		touched = appendKey(touched, key)
 	}
-	for _, k := range recomp {
+	if err := acknowledge(ctx, tx, acks, &recomp); err != nil {
+		return nil, err
+	}
+	for _, k := range recomp.keys {
 		if err := recompute(ctx, tx, k.Collection, k.ID, nil); err != nil {
 			return nil, err
 		}
 	}
-	return touched, nil
+	return touched.keys, nil
+}
+
+// acknowledge marks applied writes (id, seq pairs) in one statement. A write
+// stays in the overlay until the server's copy of its record includes it;
+// where the replica already holds that copy (a duplicate, or the echo came
+// first), the record is added to recomp so the write leaves the outbox now.
+func acknowledge(ctx context.Context, tx *sqlitedb.Tx, acks []any, recomp *keySet) error {
+	if len(acks) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE outbox SET acked_seq = v.column2 FROM (VALUES `+placeholders(len(acks)/2, "(?, ?)")+`) AS v
+		WHERE outbox.id = v.column1`, acks...); err != nil {
+		return fmt.Errorf("acknowledge %d writes: %w", len(acks)/2, err)
+	}
+	ids := make([]any, 0, len(acks)/2)
+	for i := 0; i < len(acks); i += 2 {
+		ids = append(ids, acks[i])
+	}
+	rows, err := tx.Query(ctx, `SELECT o.collection, o.record_id FROM outbox o JOIN replica_records r
+		ON r.collection = o.collection AND r.id = o.record_id
+		WHERE o.id IN (`+placeholders(len(ids), "?")+`) AND r.seq >= o.acked_seq`, ids...)
+	if err != nil {
+		return fmt.Errorf("acknowledge: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k RecordKey
+		if err := rows.Scan(&k.Collection, &k.ID); err != nil {
+			return fmt.Errorf("acknowledge: %w", err)
+		}
+		recomp.add(k)
+	}
+	return rows.Err()
+}
+
+// restampQueued gives a queued write the stamp the server applied it with.
+func restampQueued(ctx context.Context, tx *sqlitedb.Tx, q queued, stamp syncproto.Stamp) error {
+	var m syncproto.Mutation
+	if err := json.Unmarshal(q.body, &m); err != nil {
+		return fmt.Errorf("restamp %s: %w", q.id, err)
+	}
+	m.Stamp = stamp
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("restamp %s: %w", q.id, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE outbox SET body = ? WHERE id = ?`, body, q.id); err != nil {
+		return fmt.Errorf("restamp %s: %w", q.id, err)
+	}
+	return nil
+}
+
+func placeholders(n int, one string) string {
+	return strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
+}
+
+// keySet is an ordered set of record keys.
+type keySet struct {
+	keys []RecordKey
+	seen map[RecordKey]bool
+}
+
+func (s *keySet) add(k RecordKey) {
+	if s.seen == nil {
+		s.seen = make(map[RecordKey]bool)
+	}
+	if !s.seen[k] {
+		s.seen[k] = true
+		s.keys = append(s.keys, k)
+	}
 }
 
 // pendingAfter returns up to n queued writes the server has not applied
-// yet that come after outbox position after, oldest first, and the position
-// of the last one.
-func (c *Client) pendingAfter(ctx context.Context, after int64, n int) ([]syncproto.Mutation, int64, error) {
-	rows, err := c.db.Reader.QueryContext(ctx, pendingQuery, after, n)
-	return scanPending(rows, err)
-}
-
-// pendingTx returns every queued write the server has not applied, inside a
-// transaction.
-func (c *Client) pendingTx(ctx context.Context, tx *sqlitedb.Tx) ([]syncproto.Mutation, error) {
-	rows, err := tx.Query(ctx, pendingQuery, 0, -1)
-	muts, _, err := scanPending(rows, err)
-	return muts, err
-}
-
-// maxPushBytes bounds the mutations in one push, well under the frame limit.
-const maxPushBytes = syncproto.MaxFrameBytes / 4
-
-const pendingQuery = `SELECT seq, body FROM outbox WHERE acked_seq IS NULL AND seq > ? ORDER BY seq LIMIT ?`
-
-func scanPending(rows *sql.Rows, err error) ([]syncproto.Mutation, int64, error) {
+// yet that come after outbox position after, oldest first, at most
+// maxPushBytes of them, and the position of the last one.
+func (c *Client) pendingAfter(ctx context.Context, after int64, n int) ([]queued, int64, error) {
+	rows, err := c.db.Reader.QueryContext(ctx, `SELECT seq, id, collection, record_id, body FROM outbox
+		WHERE acked_seq IS NULL AND seq > ? ORDER BY seq LIMIT ?`, after, n)
 	if err != nil {
 		return nil, 0, fmt.Errorf("outbox: %w", err)
 	}
 	defer rows.Close()
 	var (
-		out  []syncproto.Mutation
+		out  []queued
 		last int64
+		size int
 	)
-	size := 0
 	for rows.Next() {
-		var body []byte
+		var q queued
 		var seq int64
-		if err := rows.Scan(&seq, &body); err != nil {
+		if err := rows.Scan(&seq, &q.id, &q.collection, &q.record, &q.body); err != nil {
 			return nil, 0, fmt.Errorf("outbox: %w", err)
 		}
-		if size += len(body); size > maxPushBytes && len(out) > 0 {
+		if size += len(q.body); size > maxPushBytes && len(out) > 0 {
 			break // the rest goes in the next push, so a push always fits a frame
 		}
-		last = seq
+		out, last = append(out, q), seq
+	}
+	return out, last, rows.Err()
+}
+
+// maxPushBytes bounds the mutations in one push, well under the frame limit.
+const maxPushBytes = syncproto.MaxFrameBytes / 4
+
+// pendingTx returns, decoded, every queued write the server has not applied.
+func (c *Client) pendingTx(ctx context.Context, tx *sqlitedb.Tx) ([]syncproto.Mutation, error) {
+	rows, err := tx.Query(ctx, `SELECT body FROM outbox WHERE acked_seq IS NULL ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []syncproto.Mutation
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&body); err != nil {
+			return nil, fmt.Errorf("outbox: %w", err)
+		}
 		var m syncproto.Mutation
 		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, 0, fmt.Errorf("outbox: %w", err)
+			return nil, fmt.Errorf("outbox: %w", err)
 		}
 		out = append(out, m)
 	}
-	return out, last, rows.Err()
+	return out, rows.Err()
 }
 
 // cursors returns the replica's cursor per scope.
@@ -430,11 +502,4 @@ func (c *Client) cursors(ctx context.Context) (map[string]int64, error) {
 		out[scope] = seq
 	}
 	return out, rows.Err()
-}
-
-func appendKey(keys []RecordKey, k RecordKey) []RecordKey {
-	if slices.Contains(keys, k) {
-		return keys
-	}
-	return append(keys, k)
 }

@@ -23,7 +23,6 @@ const Version = "ponte-go/0.1"
 const (
 	pushBatch     = 1000
 	maxInflight   = 4
-	pullLimit     = 2000
 	readTimeout   = 90 * time.Second // the server pings well within this
 	writeTimeout  = 10 * time.Second
 	helloTimeout  = 15 * time.Second
@@ -290,7 +289,7 @@ func (c *Client) restampPending(ctx context.Context, tx *sqlitedb.Tx) error {
 	// From the first write stamped too far ahead on, every queued write is
 	// re-stamped, so they keep their order; each new stamp also orders after
 	// the versions its writer saw.
-	var touched []RecordKey
+	var touched keySet
 	restamp := false
 	for _, m := range pending {
 		if m.Stamp.Wall > limit {
@@ -311,14 +310,14 @@ func (c *Client) restampPending(ctx context.Context, tx *sqlitedb.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE outbox SET body = ? WHERE id = ?`, body, m.ID); err != nil {
 			return fmt.Errorf("restamp %s: %w", m.ID, err)
 		}
-		touched = appendKey(touched, RecordKey{Collection: m.Collection, ID: m.Record})
+		touched.add(RecordKey{Collection: m.Collection, ID: m.Record})
 	}
-	for _, k := range touched {
+	for _, k := range touched.keys {
 		if err := recompute(ctx, tx, k.Collection, k.ID, nil); err != nil {
 			return err
 		}
 	}
-	c.log.Info("re-stamped writes made while the clock ran ahead", "records", len(touched))
+	c.log.Info("re-stamped writes made while the clock ran ahead", "records", len(touched.keys))
 	return setMeta(ctx, tx, "clock", c.clock.Last().String())
 }
 
@@ -379,10 +378,20 @@ func (s *round) next() uint64 { s.re++; return s.re }
 
 func (s *round) send(m *syncproto.Message) error { return writeMessage(s.ws, m) }
 
+func (s *round) sendFrame(b []byte) error {
+	if err := s.ws.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+		return unreachable("write", err)
+	}
+	if err := s.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		return unreachable("write push", err)
+	}
+	return nil
+}
+
 // pushed is a push awaiting its result.
 type pushed struct {
 	re   uint64
-	muts []syncproto.Mutation
+	muts []queued
 }
 
 // push sends batches of queued writes until maxInflight pushes await their
@@ -396,11 +405,31 @@ func (s *round) push(ctx context.Context) error {
 		}
 		p := pushed{re: s.next(), muts: batch}
 		s.inflight, s.sent = append(s.inflight, p), last
-		if err := s.send(&syncproto.Message{Type: syncproto.TypePush, Re: p.re, Push: &syncproto.Push{Mutations: batch}}); err != nil {
+		if err := s.sendFrame(encodePush(p)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// encodePush writes a push frame around the queued bodies as stored: they
+// are encoding/json's output of valid mutations, so they need no re-encoding.
+func encodePush(p pushed) []byte {
+	size := 64
+	for _, q := range p.muts {
+		size += len(q.body) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"type":"push","re":`...)
+	b = strconv.AppendUint(b, p.re, 10)
+	b = append(b, `,"push":{"mutations":[`...)
+	for i, q := range p.muts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, q.body...)
+	}
+	return append(b, ']', '}', '}')
 }
 
 // pull asks for the next page; cursors nil means the replica's own.
@@ -413,7 +442,7 @@ func (s *round) pull(ctx context.Context, cursors map[string]int64) error {
 	}
 	s.pulling, s.pullRe = true, s.next()
 	return s.send(&syncproto.Message{Type: syncproto.TypePull, Re: s.pullRe,
-		Pull: &syncproto.Pull{Cursors: cursors, Limit: pullLimit}})
+		Pull: &syncproto.Pull{Cursors: cursors, Limit: s.c.pageSize()}})
 }
 
 func (s *round) handle(ctx context.Context, m *syncproto.Message) error {
@@ -500,4 +529,11 @@ func (s *round) apply(ctx context.Context, page *syncproto.Page, current bool) e
 		c.events.push(Event{Kind: EventChanged, Records: keys})
 	}
 	return nil
+}
+
+func (c *Client) pageSize() int {
+	if n := c.opts.PageSize; n > 0 && n < syncproto.MaxPage {
+		return n
+	}
+	return syncproto.MaxPage
 }

@@ -460,7 +460,7 @@ func TestSync_Errors(t *testing.T) {
 func TestSync_LargeFirstSyncResumes(t *testing.T) {
 	srv := testenv.MustStartServer(t)
 	w := srv.MustOpenClient("amal", client.Options{})
-	const n = 4100 // three pages
+	const n = 4100 // five pages of 1000
 	ops := make([]client.Op, 0, n)
 	for i := range n {
 		ops = append(ops, client.Op{Collection: "persons", ID: fmt.Sprintf("p%05d", i),
@@ -475,7 +475,7 @@ func TestSync_LargeFirstSyncResumes(t *testing.T) {
 	token := srv.Token("bruno")
 	pages := 0
 	ctx, cancel := context.WithCancel(context.Background())
-	fresh := testenv.MustOpenClientAt(t, path, client.Options{Server: srv.SyncURL(), Token: token,
+	fresh := testenv.MustOpenClientAt(t, path, client.Options{Server: srv.SyncURL(), Token: token, PageSize: 1000,
 		OnEvent: func(e client.Event) {
 			if e.Kind == client.EventChanged {
 				if pages++; pages == 1 {

@@ -98,6 +98,33 @@ func (s *session) serve(ctx context.Context) {
 	s.conn.SetPongHandler(func(string) error {
 		return s.conn.SetReadDeadline(time.Now().Add(s.srv.opts.PongWait))
 	})
+	// The reader decodes the next requests while the current one is
+	// handled; consecutive pushes waiting in the queue are applied in one
+	// transaction (see handlePushes).
+	reqs := make(chan *syncproto.Message, 16)
+	go s.readPump(reqs)
+	for m := range reqs {
+		var err error
+		if m.Type == syncproto.TypePush {
+			m, err = s.handlePushes(ctx, m, reqs)
+		}
+		if err == nil && m != nil {
+			err = s.handle(ctx, m)
+		}
+		if err != nil {
+			s.log.Error("request failed", "type", m.Type, "err", err)
+			s.kill(syncproto.ErrorCode(err))
+			for range reqs { // let the reader finish
+			}
+			return
+		}
+	}
+}
+
+// readPump reads and decodes frames into reqs until the connection ends or
+// a frame is bad; then it closes reqs.
+func (s *session) readPump(reqs chan<- *syncproto.Message) {
+	defer close(reqs)
 	for {
 		if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.opts.PongWait)); err != nil {
 			return
@@ -116,29 +143,63 @@ func (s *session) serve(ctx context.Context) {
 			s.kill(syncproto.ErrorCode(err))
 			return
 		}
-		if err := s.handle(ctx, m); err != nil {
-			s.log.Error("request failed", "type", m.Type, "err", err)
-			s.kill(syncproto.ErrorCode(err))
+		select {
+		case reqs <- m:
+		case <-s.quit:
 			return
 		}
 	}
 }
 
+// maxGroup bounds the mutations of consecutive pushes applied together.
+const maxGroup = 4 * syncproto.MaxBatch
+
+// handlePushes applies push m together with the pushes queued right behind
+// it, in one transaction: one sync to disk for all of them. Each push still
+// gets its own result, in order. It returns the first queued message that
+// is not a push, for the caller to handle next.
+func (s *session) handlePushes(ctx context.Context, m *syncproto.Message, reqs <-chan *syncproto.Message) (*syncproto.Message, error) {
+	group := []*syncproto.Message{m}
+	muts := m.Push.Mutations
+	var next *syncproto.Message
+gather:
+	for len(muts) < maxGroup {
+		select {
+		case n, ok := <-reqs:
+			if !ok {
+				break gather
+			}
+			if n.Type != syncproto.TypePush {
+				next = n
+				break gather
+			}
+			group = append(group, n)
+			muts = append(muts, n.Push.Mutations...)
+		default:
+			break gather
+		}
+	}
+	results, err := s.srv.store.Apply(ctx, s.actor, muts)
+	if err != nil {
+		return nil, err
+	}
+	for i := range results {
+		r := &results[i]
+		if r.Status == syncproto.StatusRejected {
+			s.log.Info("mutation rejected", "mutation", r.ID, "code", r.Code, "detail", r.Message)
+			r.Message = locales.Text(s.loc, r.Code.MessageID(), nil)
+		}
+	}
+	for _, p := range group {
+		n := len(p.Push.Mutations)
+		s.send(&syncproto.Message{Type: syncproto.TypeResult, Re: p.Re, Result: &syncproto.Result{Results: results[:n:n]}})
+		results = results[n:]
+	}
+	return next, nil
+}
+
 func (s *session) handle(ctx context.Context, m *syncproto.Message) error {
 	switch m.Type {
-	case syncproto.TypePush:
-		results, err := s.srv.store.Apply(ctx, s.actor, m.Push.Mutations)
-		if err != nil {
-			return err
-		}
-		for i := range results {
-			r := &results[i]
-			if r.Status == syncproto.StatusRejected {
-				s.log.Info("mutation rejected", "mutation", r.ID, "code", r.Code, "detail", r.Message)
-				r.Message = locales.Text(s.loc, r.Code.MessageID(), nil)
-			}
-		}
-		s.send(&syncproto.Message{Type: syncproto.TypeResult, Re: m.Re, Result: &syncproto.Result{Results: results}})
 	case syncproto.TypePull:
 		page, err := s.srv.store.Pull(ctx, m.Pull.Cursors, m.Pull.Limit)
 		if err != nil {
