@@ -128,6 +128,10 @@ func Merge(a, b Record) Record {
 // current when the mutation arrives — but a losing version is never dropped
 // without either a conflict naming it or a later write whose writer saw it.
 func Apply(cur Record, m Mutation) (Record, bool, []Conflict) {
+	if len(cur.Data) == 0 && cur.Deleted.IsZero() && !m.Stamp.IsZero() { // a new record: nothing to meet
+		next := m.AsRecord()
+		return next, next.Exists() || !next.Deleted.IsZero(), nil
+	}
 	var conflicts []Conflict
 	incoming := func(v json.RawMessage) Version {
 		if m.Op == OpDelete {

@@ -215,7 +215,11 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			mdata = syncproto.EncodeData(m.Data)
 		}
 		if isChanged {
-			ch := syncproto.NewChange(m.Collection, m.Record, s.seq+1, next)
+			ch := syncproto.Change{Collection: m.Collection, ID: m.Record, Seq: s.seq + 1,
+				Data: mdata, Stamps: syncproto.EncodeStamps(next.Stamps), Deleted: next.Deleted}
+			if !sameFields(next, m) {
+				ch.Data = syncproto.EncodeData(next.Data)
+			}
 			if len(ch.Data) > syncproto.MaxRecordBytes {
 				res.Stamp = syncproto.Stamp{}
 				res.Status, res.Code = syncproto.StatusRejected, syncproto.CodeTooLarge
@@ -268,6 +272,20 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 }
 
 type recordKey struct{ collection, id string }
+
+// sameFields reports whether rec holds exactly the fields m wrote, so its
+// encoded data is m's (a new record, or one m rewrote whole).
+func sameFields(rec syncproto.Record, m *syncproto.Mutation) bool {
+	if m.Op != syncproto.OpPut || len(rec.Data) != len(m.Data) {
+		return false
+	}
+	for f := range m.Data {
+		if rec.Stamps[f] != m.Stamp {
+			return false
+		}
+	}
+	return true
+}
 
 // conflictsOf returns the conflicts a mutation met when it was applied.
 func conflictsOf(ctx context.Context, tx *sqlitedb.Tx, mutation string) ([]syncproto.Conflict, error) {
