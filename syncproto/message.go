@@ -240,13 +240,19 @@ func Encode(m *Message) ([]byte, error) {
 
 // Decode parses and validates one frame. Any malformed, invalid or oversized
 // input returns an error wrapping ErrBadMessage or ErrTooLarge; it never
-// panics.
+// panics. The message may share memory with frame.
 func Decode(frame []byte) (*Message, error) {
 	if len(frame) > MaxFrameBytes {
 		return nil, Errorf(CodeTooLarge, "frame of %d bytes", len(frame))
 	}
 	if !utf8.Valid(frame) {
 		return nil, Errorf(CodeBadMessage, "frame is not valid UTF-8")
+	}
+	if m, ok := decodePage(frame); ok {
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
+		return m, nil
 	}
 	var m Message
 	if err := json.Unmarshal(frame, &m); err != nil {

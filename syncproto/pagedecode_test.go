@@ -1,0 +1,63 @@
+package syncproto
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzDecodePage checks the fast page parser against encoding/json: when it
+// accepts a frame, encoding/json must decode the same message.
+func FuzzDecodePage(f *testing.F) {
+	st := Stamp{Wall: 1763900000000, Counter: 2, Node: "0123456789abcdef0123456789abcdef"}
+	rec := Record{Data: map[string]json.RawMessage{"given_name": json.RawMessage(`"أمينة"`), "n": json.RawMessage(`[1,{"a":"}"}]`)},
+		Stamps: map[string]Stamp{"given_name": st, "n": st}}
+	for _, m := range []*Message{
+		{Type: TypePage, Re: 3, Page: &Page{Changes: []Change{NewChange("persons", "p1", 4, rec),
+			NewChange("persons", "p2", 9, Record{Deleted: st}), {Collection: "a", ID: "b", Seq: 10, Gone: true}},
+			Cursors: map[string]int64{"all": 10, "site:1": 2}, More: true}},
+		{Type: TypeChanges, Page: &Page{Cursors: map[string]int64{"all": 0}}},
+	} {
+		b, _ := Encode(m)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"type":"page","page":{"changes":[{"collection":"x","id":"y","seq":1,"data":{"a":"\"}"},"stamps":{}}],"cursors":{}}}`))
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if !utf8.Valid(frame) { // Decode refuses such frames before parsing
+			return
+		}
+		fast, ok := decodePage(frame)
+		if !ok {
+			return
+		}
+		var slow Message
+		if err := json.Unmarshal(frame, &slow); err != nil {
+			t.Fatalf("fast parser accepted what encoding/json refuses (%v): %q", err, frame)
+		}
+		if len(fast.Page.Changes) == 0 && len(slow.Page.Changes) == 0 {
+			fast.Page.Changes, slow.Page.Changes = nil, nil
+		}
+		if !reflect.DeepEqual(fast, &slow) {
+			t.Fatalf("fast parser disagrees with encoding/json on %q:\nfast %+v\nslow %+v", frame, fast.Page, slow.Page)
+		}
+	})
+}
+
+func TestDecodePage_RoundTripsAppendPage(t *testing.T) {
+	st := Stamp{Wall: 1763900000000, Node: "0123456789abcdef0123456789abcdef"}
+	m := &Message{Type: TypePage, Re: 7, Page: &Page{Changes: []Change{
+		NewChange("persons", "p1", 5, Record{Data: map[string]json.RawMessage{"x": json.RawMessage(`"<&>"`)},
+			Stamps: map[string]Stamp{"x": st}})}, Cursors: map[string]int64{"all": 5}}}
+	b, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := decodePage(b)
+	if !ok {
+		t.Fatalf("fast parser refused appendPage's output %s", b)
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Fatalf("round trip: %+v, want %+v", got.Page, m.Page)
+	}
+}
