@@ -23,6 +23,7 @@ const Version = "ponte-go/0.1"
 const (
 	pushBatch     = 1000
 	maxInflight   = 4
+	pullPages     = 4                // pages asked for per pull
 	readTimeout   = 90 * time.Second // the server pings well within this
 	writeTimeout  = 10 * time.Second
 	helloTimeout  = 15 * time.Second
@@ -362,16 +363,17 @@ func writeMessage(ws *websocket.Conn, m *syncproto.Message) error {
 // round is the state of one session's conversation: at most one push and
 // one pull in flight.
 type round struct {
-	c        *Client
-	ws       *websocket.Conn
-	live     bool
-	batch    int // mutations per push
-	re       uint64
-	inflight []pushed // pushes awaiting their results, oldest first
-	sent     int64    // outbox seq of the last write pushed
-	pulling  bool
-	pullRe   uint64
-	caughtUp bool
+	c         *Client
+	ws        *websocket.Conn
+	live      bool
+	batch     int // mutations per push
+	re        uint64
+	inflight  []pushed // pushes awaiting their results, oldest first
+	sent      int64    // outbox seq of the last write pushed
+	pulling   bool
+	pullRe    uint64
+	pagesLeft int // pages still to come for the pull in flight
+	caughtUp  bool
 }
 
 func (s *round) next() uint64 { s.re++; return s.re }
@@ -440,9 +442,9 @@ func (s *round) pull(ctx context.Context, cursors map[string]int64) error {
 			return err
 		}
 	}
-	s.pulling, s.pullRe = true, s.next()
+	s.pulling, s.pullRe, s.pagesLeft = true, s.next(), pullPages
 	return s.send(&syncproto.Message{Type: syncproto.TypePull, Re: s.pullRe,
-		Pull: &syncproto.Pull{Cursors: cursors, Limit: s.c.pageSize()}})
+		Pull: &syncproto.Pull{Cursors: cursors, Limit: s.c.pageSize(), Pages: pullPages}})
 }
 
 func (s *round) handle(ctx context.Context, m *syncproto.Message) error {
@@ -478,12 +480,14 @@ func (s *round) handle(ctx context.Context, m *syncproto.Message) error {
 		if !s.pulling || m.Re != s.pullRe {
 			return syncproto.Errorf(syncproto.CodeBadMessage, "unexpected page re=%d", m.Re)
 		}
-		if m.Page.More { // ask for the next page while this one is applied
+		s.pagesLeft--
+		switch {
+		case !m.Page.More:
+			s.pulling = false
+		case s.pagesLeft == 0: // ask for the next pages while this one is applied
 			if err := s.pull(ctx, m.Page.Cursors); err != nil {
 				return err
 			}
-		} else {
-			s.pulling = false
 		}
 		if err := s.apply(ctx, m.Page, !m.Page.More); err != nil {
 			return err

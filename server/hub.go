@@ -97,8 +97,8 @@ func (h *Hub) remove(s *session) {
 
 // finishPull sends the last page of a catch-up and makes the session live,
 // unless a commit was broadcast after the page's snapshot: then the page is
-// sent with More set and the client pulls again.
-func (h *Hub) finishPull(s *session, re uint64, page *syncproto.Page) {
+// sent with More set, the session is not live, and finishPull reports false.
+func (h *Hub) finishPull(s *session, re uint64, page *syncproto.Page) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	cursor := page.Cursors[scopeAll]
@@ -109,6 +109,7 @@ func (h *Hub) finishPull(s *session, re uint64, page *syncproto.Page) {
 		s.live, s.cursor = true, cursor
 	}
 	s.send(&syncproto.Message{Type: syncproto.TypePage, Re: re, Page: page})
+	return s.live
 }
 
 // Live returns the number of live sessions.

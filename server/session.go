@@ -201,14 +201,22 @@ gather:
 func (s *session) handle(ctx context.Context, m *syncproto.Message) error {
 	switch m.Type {
 	case syncproto.TypePull:
-		page, err := s.srv.store.Pull(ctx, m.Pull.Cursors, m.Pull.Limit)
-		if err != nil {
-			return err
-		}
-		if page.More {
-			s.send(&syncproto.Message{Type: syncproto.TypePage, Re: m.Re, Page: page})
-		} else {
-			s.srv.hub.finishPull(s, m.Re, page)
+		// Pages go out back to back: the writer compresses and sends one
+		// while the next is read.
+		cursors := m.Pull.Cursors
+		for i := 0; i < max(m.Pull.Pages, 1); i++ {
+			page, err := s.srv.store.Pull(ctx, cursors, m.Pull.Limit)
+			if err != nil {
+				return err
+			}
+			if !page.More {
+				if s.srv.hub.finishPull(s, m.Re, page) {
+					break // caught up and live
+				}
+			} else {
+				s.send(&syncproto.Message{Type: syncproto.TypePage, Re: m.Re, Page: page})
+			}
+			cursors = page.Cursors
 		}
 	case syncproto.TypePing:
 		s.send(&syncproto.Message{Type: syncproto.TypePong, Re: m.Re, Ping: &syncproto.Ping{Time: s.srv.now().UnixMilli()}})

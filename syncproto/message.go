@@ -159,8 +159,15 @@ type MutationResult struct {
 // Pull asks for the changes after the cursors, one per scope.
 type Pull struct {
 	Cursors map[string]int64 `json:"cursors,omitempty"`
-	Limit   int              `json:"limit,omitempty"` // 0 means the server's default
+	Limit   int              `json:"limit,omitempty"` // changes per page; 0 means the server's default
+	// Pages asks for up to this many pages back to back (0 means 1, at
+	// most MaxPullPages); the server stops early at the page that catches
+	// up. Each page answers with the pull's re.
+	Pages int `json:"pages,omitempty"`
 }
+
+// MaxPullPages bounds the pages one pull may ask for.
+const MaxPullPages = 8
 
 // Page carries changes in server sequence order and the cursors to resume
 // from. More is true when the server holds further changes: pull again. A
@@ -305,6 +312,9 @@ func (m *Message) Validate() error {
 		}
 		if m.Pull.Limit < 0 || m.Pull.Limit > MaxPage {
 			return Errorf(CodeBadMessage, "pull: limit %d out of range 0..%d", m.Pull.Limit, MaxPage)
+		}
+		if m.Pull.Pages < 0 || m.Pull.Pages > MaxPullPages {
+			return Errorf(CodeBadMessage, "pull: pages %d out of range 0..%d", m.Pull.Pages, MaxPullPages)
 		}
 		return validateCursors(m.Pull.Cursors)
 	case TypePage, TypeChanges:

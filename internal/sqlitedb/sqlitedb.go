@@ -56,6 +56,13 @@ func Open(ctx context.Context, p string, sync Synchronous) (*DB, error) {
 	}
 	writer.SetMaxOpenConns(1)
 	writer.SetConnMaxIdleTime(0)
+	// Checkpoint every 64 MiB of WAL rather than every 4 MiB: a catch-up or
+	// a burst of pushes then copies each hot page to the database once, not
+	// over and over (measured: about 10% faster pushes and first syncs).
+	if _, err := writer.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 16384"); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open %s: %w", p, err)
+	}
 	db := &DB{Path: p, Writer: writer}
 	if err := db.check(ctx, writer); err != nil {
 		writer.Close()
