@@ -28,6 +28,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/ponte-project/ponte/client"
+	"github.com/ponte-project/ponte/internal/sampledata"
 	"github.com/ponte-project/ponte/server/store"
 )
 
@@ -283,7 +284,7 @@ func fanout(ctx context.Context, cfg *Config, res *Result, url, dir string, toke
 	for w := range cfg.FanoutWrites {
 		id := uuid.NewString()
 		t0 := time.Now()
-		if err := writer.Put(ctx, "fanout", id, Person(r, sites)); err != nil {
+		if err := writer.Put(ctx, "fanout", id, sampledata.Person(r, sites)); err != nil {
 			return err
 		}
 		for got := 0; got < cfg.Clients; {
@@ -332,7 +333,7 @@ func push(ctx context.Context, cfg *Config, res *Result, url, dir, token string)
 	for done := 0; done < cfg.Records; done += batch {
 		ops := make([]client.Op, 0, batch)
 		for range min(batch, cfg.Records-done) {
-			p := Person(r, sites)
+			p := sampledata.Person(r, sites)
 			b, _ := json.Marshal(p)
 			jsonBytes += len(b)
 			ops = append(ops, client.Op{Collection: "persons", ID: uuid.NewString(), Fields: p})

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/ponte-project/ponte/internal/bench"
+	"github.com/ponte-project/ponte/internal/sampledata"
 	"github.com/ponte-project/ponte/server/store"
 	"github.com/ponte-project/ponte/syncproto"
 )
@@ -29,7 +29,7 @@ func BenchmarkStore_Apply(b *testing.B) {
 		now := time.Now().UnixMilli()
 		for i := range muts {
 			data := map[string]json.RawMessage{}
-			for k, v := range bench.Person(r, sites) {
+			for k, v := range sampledata.Person(r, sites) {
 				data[k], _ = json.Marshal(v)
 			}
 			// Mutation ids are UUIDv7 as clients make them; record ids random.
@@ -55,7 +55,7 @@ func BenchmarkStore_Pull(b *testing.B) {
 		muts := make([]syncproto.Mutation, 1000)
 		for i := range muts {
 			data := map[string]json.RawMessage{}
-			for k, v := range bench.Person(r, sites) {
+			for k, v := range sampledata.Person(r, sites) {
 				data[k], _ = json.Marshal(v)
 			}
 			muts[i] = syncproto.Mutation{ID: uuid.NewString(), Collection: "persons", Record: uuid.NewString(),

@@ -1,4 +1,5 @@
-package bench
+// Package sampledata makes realistic records for benchmarks and demos.
+package sampledata
 
 import (
 	"fmt"
