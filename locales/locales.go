@@ -81,6 +81,26 @@ func Localizer(langs ...string) *i18n.Localizer {
 	return i18n.NewLocalizer(Bundle(), append(slices.Clone(langs), Default.String())...)
 }
 
+// Matching returns the supported language that best matches a person's
+// languages (BCP 47 tags or Accept-Language values), or "" if none does.
+func Matching(langs ...string) string {
+	m := language.NewMatcher(Tags())
+	for _, l := range langs {
+		if l == "" {
+			continue
+		}
+		tags, _, err := language.ParseAcceptLanguage(l)
+		if err != nil || len(tags) == 0 {
+			continue
+		}
+		if tag, _, conf := m.Match(tags...); conf > language.No {
+			base, _ := tag.Base()
+			return base.String()
+		}
+	}
+	return ""
+}
+
 // Text returns message id localised, with data for its template. A message
 // that cannot be rendered is logged and falls back to English, then to the id:
 // a person always reads something.

@@ -307,7 +307,7 @@ func TestCatalogue_PluralMessagesHaveEveryCLDRForm(t *testing.T) {
 					s, tag, err := l.LocalizeWithTag(&i18n.LocalizeConfig{
 						MessageID:    id,
 						PluralCount:  n,
-						TemplateData: map[string]any{"Count": n, "Time": sampleTime},
+						TemplateData: map[string]any{"Count": n, "Time": sampleTime, "Live": 2, "URL": "wss://example.org/sync"},
 					})
 					if err == nil && tag != wantTag {
 						err = fmt.Errorf("localised in %s, not %s", tag, wantTag)
@@ -347,7 +347,7 @@ func TestCatalogue_MessagesKeepTemplateFields(t *testing.T) {
 		}
 		want[id] = slices.Sorted(maps.Keys(set))
 	}
-	data := map[string]any{"Count": 3, "Time": sampleTime}
+	data := map[string]any{"Count": 3, "Time": sampleTime, "Live": 2, "URL": "wss://example.org/sync"}
 	for _, lang := range slices.Sorted(maps.Keys(cat)) {
 		lf := cat[lang]
 		t.Run(lang, func(t *testing.T) {

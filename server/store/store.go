@@ -508,3 +508,23 @@ func (s *Store) CountMutations(ctx context.Context, collection, id string) (int,
 	}
 	return n, nil
 }
+
+// Stats are the store's headline figures.
+type Stats struct {
+	Records   int // records that exist (not deleted)
+	Devices   int // devices registered and not revoked
+	Conflicts int // conflicts not yet resolved
+}
+
+// Stats counts records, devices and open conflicts.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	err := s.db.Reader.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM records WHERE data != '{}'),
+		(SELECT count(*) FROM devices WHERE revoked_at IS NULL),
+		(SELECT count(*) FROM conflicts WHERE resolved_at IS NULL)`).Scan(&st.Records, &st.Devices, &st.Conflicts)
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	return st, nil
+}
