@@ -13,7 +13,8 @@ build:
 run: build
 	@test -s .demo-token || ./bin/ponte admin token --db $(DB) --user demo > .demo-token
 	@echo
-	@echo "Ponte is starting on http://$(ADDR) (Ctrl-C stops it). In another terminal, try:"
+	@echo "Ponte is starting: open http://$(ADDR)/ for its status page (Ctrl-C stops it)."
+	@echo "In another terminal, sync a tablet replica with it:"
 	@echo "  bin/ponte client --replica tablet-a.db put persons p1 '{\"given_name\":\"أمينة\",\"family_name\":\"Haddad\"}'"
 	@echo "  bin/ponte client --replica tablet-a.db --server ws://$(ADDR)/sync --token \$$(cat .demo-token) sync"
 	@echo "  bin/ponte client --replica tablet-a.db status"
