@@ -103,19 +103,19 @@ func (c *Client) loadIdentity(ctx context.Context) error {
 	if _, err := c.db.Writer.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('node', ?) ON CONFLICT DO NOTHING`, node); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	meta, err := c.meta(ctx, "node", "clock", "clock_offset")
+	m, err := meta(ctx, c.db.Writer, "node", "clock", "clock_offset")
 	if err != nil {
 		return err
 	}
-	c.node = meta["node"]
+	c.node = m["node"]
 	c.clock = syncproto.NewClock(c.node, c.opts.Now)
-	if off, err := strconv.ParseInt(meta["clock_offset"], 10, 64); err == nil {
+	if off, err := strconv.ParseInt(m["clock_offset"], 10, 64); err == nil {
 		c.clock.SetOffset(time.Duration(off) * time.Millisecond)
 	}
 	// Restored even if it lies ahead of the machine's clock: after a flat
 	// battery the machine's clock is behind, and stamps must stay monotonic.
 	// A clock that ran ahead is pulled back when the server corrects it.
-	if last, err := syncproto.ParseStamp(meta["clock"]); err == nil {
+	if last, err := syncproto.ParseStamp(m["clock"]); err == nil {
 		c.clock.Restore(last)
 	}
 	return nil
@@ -291,11 +291,13 @@ func (c *Client) Query(ctx context.Context, query string, args ...any) (*sql.Row
 	return rows, nil
 }
 
-func (c *Client) meta(ctx context.Context, keys ...string) (map[string]string, error) {
+// meta reads keys of the meta table through db (the reader, unless the
+// caller needs to see its own uncommitted writes).
+func meta(ctx context.Context, db *sql.DB, keys ...string) (map[string]string, error) {
 	out := make(map[string]string, len(keys))
 	for _, k := range keys {
 		var v string
-		err := c.db.Writer.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, k).Scan(&v)
+		err := db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, k).Scan(&v)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("read %s: %w", k, err)
 		}

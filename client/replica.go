@@ -108,13 +108,14 @@ func (c *Client) writeLocal(ctx context.Context, tx *sqlitedb.Tx, m *syncproto.M
 	if m.Op == syncproto.OpDelete {
 		fields = visible.Data
 	}
+	seen := make([]syncproto.Stamp, 0, len(fields))
 	for f := range fields {
 		if s := visible.FieldStamp(f); !s.IsZero() {
 			m.Base[f] = s
-			c.clock.Observe(s) // the new write must order after what its writer saw
+			seen = append(seen, s)
 		}
 	}
-	m.Stamp = c.clock.Now()
+	m.Stamp = c.clock.NowAfter(seen...) // the write must order after what its writer saw
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("write %s/%s: %w", m.Collection, m.Record, err)
 	}

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -44,7 +46,9 @@ func (c *Client) Sync(ctx context.Context) error {
 	c.roundMu.Lock()
 	defer c.roundMu.Unlock()
 	err := c.session(ctx, false)
-	c.recordRound(context.WithoutCancel(ctx), err)
+	if ctx.Err() == nil { // a round the caller cancelled says nothing about syncing
+		c.recordRound(ctx, err)
+	}
 	c.setState(StateOffline)
 	if err != nil {
 		return fmt.Errorf("sync: %w", err)
@@ -161,7 +165,18 @@ func (c *Client) session(ctx context.Context, live bool) error {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
-			return err
+			// Handle what arrived before the connection ended: the last
+			// results, and the server's reason, which beats "unreachable".
+			for {
+				select {
+				case m := <-msgs:
+					if herr := s.handle(ctx, m); herr != nil {
+						return herr
+					}
+				default:
+					return err
+				}
+			}
 		case <-c.wake:
 			if err := s.push(ctx); err != nil {
 				return err
@@ -300,10 +315,7 @@ func (c *Client) restampPending(ctx context.Context, tx *sqlitedb.Tx) error {
 			c.clock.Observe(m.Stamp)
 			continue
 		}
-		for _, b := range m.Base {
-			c.clock.Observe(b)
-		}
-		m.Stamp = c.clock.Now()
+		m.Stamp = c.clock.NowAfter(slices.Collect(maps.Values(m.Base))...)
 		body, err := json.Marshal(m)
 		if err != nil {
 			return err
@@ -318,7 +330,9 @@ func (c *Client) restampPending(ctx context.Context, tx *sqlitedb.Tx) error {
 			return err
 		}
 	}
-	c.log.Info("re-stamped writes made while the clock ran ahead", "records", len(touched.keys))
+	if len(touched.keys) > 0 {
+		c.log.Info("re-stamped writes made while the clock ran ahead", "records", len(touched.keys))
+	}
 	return setMeta(ctx, tx, "clock", c.clock.Last().String())
 }
 

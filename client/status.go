@@ -63,16 +63,16 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	for _, seq := range st.Cursors {
 		st.Cursor = max(st.Cursor, seq)
 	}
-	meta, err := c.meta(ctx, "last_sync", "last_error")
+	m, err := meta(ctx, c.db.Reader, "last_sync", "last_error")
 	if err != nil {
 		return st, fmt.Errorf("status: %w", err)
 	}
-	if v := meta["last_sync"]; v != "" {
+	if v := m["last_sync"]; v != "" {
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 			st.LastSync = &t
 		}
 	}
-	if v := meta["last_error"]; v != "" {
+	if v := m["last_error"]; v != "" {
 		var e ErrorInfo
 		if json.Unmarshal([]byte(v), &e) == nil {
 			e.Message = locales.Text(c.loc, e.Code.MessageID(), nil)

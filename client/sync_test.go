@@ -530,3 +530,30 @@ func TestQuery_IsReadOnly(t *testing.T) {
 		t.Fatalf("record = %s", b)
 	}
 }
+
+// A tablet whose clock was reset years back (a flat battery) overwrites a
+// value it has seen: its write must win, not vanish behind the old stamp.
+func TestSync_FlatBatteryWriteStillWins(t *testing.T) {
+	srv := testenv.MustStartServer(t)
+	path := filepath.Join(t.TempDir(), "tablet.db")
+	token := srv.Token("amal")
+	a := testenv.MustOpenClientAt(t, path, client.Options{Server: srv.SyncURL(), Token: token})
+	b := srv.MustOpenClient("bruno", client.Options{})
+	mustPut(t, b, "persons", "p1", map[string]any{"family_name": "Haddad"})
+	mustSync(t, b)
+	mustSync(t, a)
+	a.Close()
+	reset := func() time.Time { return time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC) }
+	a = testenv.MustOpenClientAt(t, path, client.Options{Server: srv.SyncURL(), Token: token, Now: reset})
+	mustPut(t, a, "persons", "p1", map[string]any{"family_name": "Al-Haddad"})
+	if f := fields(t, a, "persons", "p1"); f["family_name"] != `"Al-Haddad"` {
+		t.Fatalf("right after the write the tablet shows %v", f)
+	}
+	mustSync(t, a)
+	mustSync(t, b)
+	for name, c := range map[string]*client.Client{"a": a, "b": b} {
+		if f := fields(t, c, "persons", "p1"); f["family_name"] != `"Al-Haddad"` {
+			t.Errorf("%s holds %v; the deliberate overwrite was lost", name, f)
+		}
+	}
+}

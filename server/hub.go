@@ -47,8 +47,11 @@ func (h *Hub) Broadcast(changes []syncproto.Change) {
 		for i, chunk := range chunks {
 			if prepared[i] == nil {
 				p, err := prepare(chunk)
-				if err != nil {
+				if err != nil { // a bug: live sessions would miss this commit, so end them
 					h.log.Error("broadcast: encode", "err", err)
+					for s := range h.sessions {
+						s.kill(syncproto.CodeInternal)
+					}
 					return
 				}
 				prepared[i] = p
@@ -98,18 +101,27 @@ func (h *Hub) remove(s *session) {
 // finishPull sends the last page of a catch-up and makes the session live,
 // unless a commit was broadcast after the page's snapshot: then the page is
 // sent with More set, the session is not live, and finishPull reports false.
+// The page is encoded before the hub is locked: commits wait for the lock.
 func (h *Hub) finishPull(s *session, re uint64, page *syncproto.Page) bool {
+	msg := &syncproto.Message{Type: syncproto.TypePage, Re: re, Page: page}
+	b, err := syncproto.Encode(msg)
+	if err != nil {
+		s.log.Error("encode page", "err", err)
+		s.kill(syncproto.CodeInternal)
+		return false
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	cursor := page.Cursors[scopeAll]
 	if h.last > cursor {
 		page.More = true
 		s.live = false
-	} else {
-		s.live, s.cursor = true, cursor
+		s.send(msg) // rare: re-encoded with More
+		return false
 	}
-	s.send(&syncproto.Message{Type: syncproto.TypePage, Re: re, Page: page})
-	return s.live
+	s.live, s.cursor = true, cursor
+	s.enqueue(outbound{data: b})
+	return true
 }
 
 // Live returns the number of live sessions.

@@ -104,15 +104,17 @@ func (s *session) serve(ctx context.Context) {
 	reqs := make(chan *syncproto.Message, 16)
 	go s.readPump(reqs)
 	for m := range reqs {
+		typ := m.Type
 		var err error
 		if m.Type == syncproto.TypePush {
 			m, err = s.handlePushes(ctx, m, reqs)
 		}
 		if err == nil && m != nil {
+			typ = m.Type
 			err = s.handle(ctx, m)
 		}
 		if err != nil {
-			s.log.Error("request failed", "type", m.Type, "err", err)
+			s.log.Error("request failed", "type", typ, "err", err)
 			s.kill(syncproto.ErrorCode(err))
 			for range reqs { // let the reader finish
 			}
@@ -258,10 +260,11 @@ func (s *session) writePump() {
 }
 
 func (s *session) drain() {
+	deadline := time.Now().Add(s.srv.opts.WriteTimeout) // for all of it, not per frame
 	for {
 		select {
 		case o := <-s.queue:
-			if s.write(o) != nil {
+			if time.Now().After(deadline) || s.write(o) != nil {
 				return
 			}
 		default:

@@ -160,9 +160,9 @@ type MutationResult struct {
 type Pull struct {
 	Cursors map[string]int64 `json:"cursors,omitempty"`
 	Limit   int              `json:"limit,omitempty"` // changes per page; 0 means the server's default
-	// Pages asks for up to this many pages back to back (0 means 1, at
-	// most MaxPullPages); the server stops early at the page that catches
-	// up. Each page answers with the pull's re.
+	// Pages asks for this many pages back to back (0 means 1, at most
+	// MaxPullPages): the server sends exactly that many unless one of them
+	// has More false and ends the catch-up. Each page carries the pull's re.
 	Pages int `json:"pages,omitempty"`
 }
 

@@ -255,6 +255,23 @@ func (c *Clock) Last() Stamp {
 	return c.last
 }
 
+// NowAfter returns a new stamp for a local event that orders after every
+// stamp in seen as well as after everything the clock has issued: a write
+// must beat the versions its writer saw, even when the machine's clock is
+// far behind them (a flat battery reset it). Unlike Observe it is not
+// capped, so seen must hold stamps this node received from its server,
+// which bounds them.
+func (c *Clock) NowAfter(seen ...Stamp) Stamp {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range seen {
+		if s.Wall > c.last.Wall || (s.Wall == c.last.Wall && s.Counter > c.last.Counter) {
+			c.last = Stamp{Wall: s.Wall, Counter: s.Counter, Node: c.node}
+		}
+	}
+	return c.tick(c.physical())
+}
+
 // Restore sets the clock's memory after a restart, so stamps stay monotonic
 // even if the machine's clock went back (a flat battery). It never moves the
 // clock backwards.

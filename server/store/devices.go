@@ -94,6 +94,14 @@ func (s *Store) Authenticate(ctx context.Context, token, node string) (Device, e
 	d.Node = node
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var others int
+	if err := s.db.Writer.QueryRowContext(ctx, `SELECT count(*) FROM devices WHERE node = ? AND id != ?`,
+		node, d.ID).Scan(&others); err != nil {
+		return Device{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if others > 0 { // a copied replica, or a device claiming another's identity
+		return Device{}, syncproto.Errorf(syncproto.CodeUnauthorized, "replica %s already belongs to another device", node)
+	}
 	res, err := s.db.Writer.ExecContext(ctx, `UPDATE devices SET node = ?, last_seen_at = ?
 		WHERE id = ? AND (node IS NULL OR node = ?) AND revoked_at IS NULL`, node, s.now().UnixMilli(), d.ID, node)
 	if err != nil {

@@ -217,4 +217,8 @@ func TestStore_Authenticate(t *testing.T) {
 	if _, err := st.Authenticate(ctx, token, strings.Repeat("a", 32)); !errors.Is(err, syncproto.ErrUnauthorized) {
 		t.Fatalf("token from another replica: %v, want ErrUnauthorized", err)
 	}
+	_, other, _ := st.IssueToken(ctx, "bruno")
+	if _, err := st.Authenticate(ctx, other, node); !errors.Is(err, syncproto.ErrUnauthorized) {
+		t.Fatalf("another device claiming amal's replica: %v, want ErrUnauthorized", err)
+	}
 }

@@ -70,6 +70,9 @@ CREATE TABLE devices (
   last_seen_at INTEGER,
   revoked_at   INTEGER
 );
+-- A replica's node identifies its writes in every stamp: two devices must
+-- never share one, or their edits would not be seen as concurrent.
+CREATE UNIQUE INDEX devices_by_node ON devices (node) WHERE node IS NOT NULL;
 
 CREATE TABLE meta (
   key   TEXT PRIMARY KEY,
