@@ -276,3 +276,20 @@ func TestServer_StatusPageInThePersonsLanguage(t *testing.T) {
 		}
 	}
 }
+
+func TestServer_MistypedMutationIsRefusedAlone(t *testing.T) {
+	srv := testenv.MustStartServer(t)
+	p := dial(t, srv)
+	p.hello(srv.Token("amal"))
+	good, _ := json.Marshal(put(p.node, uuid.NewString(), "persons", "p1", `{"given_name":"Amina"}`))
+	bad := `{"id":"` + uuid.NewString() + `","collection":"persons","record":"p2","op":"put","data":5,"stamp":42}`
+	p.sendRaw(`{"type":"push","re":1,"push":{"mutations":[` + string(good) + `,` + bad + `]}}`)
+	m, err := p.read()
+	if err != nil || m.Type != syncproto.TypeResult {
+		t.Fatalf("push answered %+v, %v", m, err)
+	}
+	if r := m.Result.Results; len(r) != 2 || r[0].Status != syncproto.StatusApplied ||
+		r[1].Status != syncproto.StatusRejected || r[1].Code != syncproto.CodeBadMessage {
+		t.Fatalf("results = %+v, want the good one applied and the mistyped one refused", r)
+	}
+}

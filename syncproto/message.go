@@ -107,6 +107,8 @@ type Mutation struct {
 	Data       map[string]json.RawMessage `json:"data,omitempty"`
 	Stamp      Stamp                      `json:"stamp"`
 	Base       map[string]Stamp           `json:"base,omitempty"` // stamp of each field as the writer saw it
+
+	malformed error // set when a pushed mutation's fields could not be decoded
 }
 
 // AsRecord returns the state m writes: its fields at m.Stamp, or a tombstone.
@@ -125,6 +127,33 @@ func (m Mutation) AsRecord() Record {
 // transaction and answers with a Result once it is durable.
 type Push struct {
 	Mutations []Mutation `json:"mutations"`
+}
+
+// UnmarshalJSON decodes a push so that a mutation whose fields have the
+// wrong JSON types is kept, with only its id, and later refused on its own
+// by Validate, rather than failing the whole batch.
+func (p *Push) UnmarshalJSON(b []byte) error {
+	type plain Push
+	if err := json.Unmarshal(b, (*plain)(p)); err == nil {
+		return nil
+	}
+	var raw struct {
+		Mutations []json.RawMessage `json:"mutations"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	p.Mutations = make([]Mutation, len(raw.Mutations))
+	for i, r := range raw.Mutations {
+		if err := json.Unmarshal(r, &p.Mutations[i]); err != nil {
+			var id struct {
+				ID string `json:"id"`
+			}
+			_ = json.Unmarshal(r, &id)
+			p.Mutations[i] = Mutation{ID: id.ID, malformed: err}
+		}
+	}
+	return nil
 }
 
 // Status is the outcome of one mutation.
@@ -403,6 +432,9 @@ func (p *Page) validate() error {
 func (m *Mutation) Validate() error {
 	if !validMutationID(m.ID) {
 		return Errorf(CodeBadMessage, "mutation id %.40q is not a lowercase UUID", m.ID)
+	}
+	if m.malformed != nil {
+		return &Error{Code: CodeBadMessage, Message: "mutation " + m.ID, Err: m.malformed}
 	}
 	if !ValidName(m.Collection) {
 		return Errorf(CodeBadMessage, "mutation %s: collection %.70q is not a valid name", m.ID, m.Collection)

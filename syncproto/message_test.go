@@ -172,7 +172,6 @@ func TestDecode_RejectsBadMessages(t *testing.T) {
 		{"PushNoMutations", `{"type":"push","push":{"mutations":[]}}`},
 		{"PushNullMutations", `{"type":"push","push":{}}`},
 		{"PushTooMany", pushOf(syncproto.MaxBatch+1, okMut)},
-		{"BadStamp", pushOf(1, strings.Replace(okMut, stamp, strings.ToUpper(stamp), 1))},
 		{"PullLimitNegative", `{"type":"pull","pull":{"limit":-1}}`},
 		{"PullLimitTooLarge", fmt.Sprintf(`{"type":"pull","pull":{"limit":%d}}`, syncproto.MaxPage+1)},
 		{"PullNegativeCursor", `{"type":"pull","pull":{"cursors":{"team":-1}}}`},
@@ -329,6 +328,30 @@ func validMutation() syncproto.Mutation {
 		ID: mutID, Collection: "notes", Record: "n-1", Op: syncproto.OpPut,
 		Data:  map[string]json.RawMessage{"title": json.RawMessage(` { "a" : [ 1 , 2 ] } `), "n": json.RawMessage(`1`)},
 		Stamp: syncproto.Stamp{Wall: 1, Node: nodeA},
+	}
+}
+
+// A pushed mutation whose fields have the wrong form does not fail the
+// frame: it decodes with its id and is refused by its own Validate, so the
+// rest of the batch can be applied.
+func TestDecode_MistypedMutationIsRefusedAlone(t *testing.T) {
+	for name, mut := range map[string]string{
+		"BadStamp":   strings.Replace(putMutation(mutID, "notes", "title", `1`), stamp, strings.ToUpper(stamp), 1),
+		"DataNumber": `{"id":"` + mutID + `","collection":"notes","record":"r","op":"put","data":5}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, err := syncproto.Decode([]byte(pushOf(1, mut)))
+			if err != nil {
+				t.Fatalf("Decode = %v, want the frame accepted", err)
+			}
+			got := m.Push.Mutations[0]
+			if got.ID != mutID {
+				t.Fatalf("id = %q, want %q kept for the answer", got.ID, mutID)
+			}
+			if err := got.Validate(); !errors.Is(err, syncproto.ErrBadMessage) {
+				t.Fatalf("Validate = %v, want ErrBadMessage", err)
+			}
+		})
 	}
 }
 
