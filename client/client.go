@@ -99,7 +99,7 @@ func Open(ctx context.Context, path string, opts Options) (*Client, error) {
 }
 
 func (c *Client) loadIdentity(ctx context.Context) error {
-	node := newNode()
+	node := syncproto.NewNode()
 	if _, err := c.db.Writer.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('node', ?) ON CONFLICT DO NOTHING`, node); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -119,11 +119,6 @@ func (c *Client) loadIdentity(ctx context.Context) error {
 		c.clock.Restore(last)
 	}
 	return nil
-}
-
-func newNode() string {
-	u := uuid.New()
-	return fmt.Sprintf("%x", u[:])
 }
 
 // Close stops event delivery and closes the replica. Sync and Run must have

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/ponte-project/ponte/internal/sqlitedb"
 	"github.com/ponte-project/ponte/syncproto"
@@ -370,7 +369,7 @@ func acknowledge(ctx context.Context, tx *sqlitedb.Tx, acks []any, recomp *keySe
 	if len(acks) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `UPDATE outbox SET acked_seq = v.column2 FROM (VALUES `+placeholders(len(acks)/2, "(?, ?)")+`) AS v
+	if _, err := tx.Exec(ctx, `UPDATE outbox SET acked_seq = v.column2 FROM (VALUES `+sqlitedb.Placeholders(len(acks)/2, "(?, ?)")+`) AS v
 		WHERE outbox.id = v.column1`, acks...); err != nil {
 		return fmt.Errorf("acknowledge %d writes: %w", len(acks)/2, err)
 	}
@@ -380,7 +379,7 @@ func acknowledge(ctx context.Context, tx *sqlitedb.Tx, acks []any, recomp *keySe
 	}
 	rows, err := tx.Query(ctx, `SELECT o.collection, o.record_id FROM outbox o JOIN replica_records r
 		ON r.collection = o.collection AND r.id = o.record_id
-		WHERE o.id IN (`+placeholders(len(ids), "?")+`) AND r.seq >= o.acked_seq`, ids...)
+		WHERE o.id IN (`+sqlitedb.Placeholders(len(ids), "?")+`) AND r.seq >= o.acked_seq`, ids...)
 	if err != nil {
 		return fmt.Errorf("acknowledge: %w", err)
 	}
@@ -410,10 +409,6 @@ func restampQueued(ctx context.Context, tx *sqlitedb.Tx, q queued, stamp syncpro
 		return fmt.Errorf("restamp %s: %w", q.id, err)
 	}
 	return nil
-}
-
-func placeholders(n int, one string) string {
-	return strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
 }
 
 // keySet is an ordered set of record keys.

@@ -365,17 +365,21 @@ func writeMessage(ws *websocket.Conn, m *syncproto.Message) error {
 	if err != nil {
 		return err
 	}
+	return writeFrame(ws, b, string(m.Type))
+}
+
+func writeFrame(ws *websocket.Conn, b []byte, what string) error {
 	if err := ws.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
 		return unreachable("write", err)
 	}
 	if err := ws.WriteMessage(websocket.TextMessage, b); err != nil {
-		return unreachable("write "+string(m.Type), err)
+		return unreachable("write "+what, err)
 	}
 	return nil
 }
 
-// round is the state of one session's conversation: at most one push and
-// one pull in flight.
+// round is the state of one session's conversation: up to maxInflight
+// pushes and one pull in flight.
 type round struct {
 	c         *Client
 	ws        *websocket.Conn
@@ -394,16 +398,6 @@ func (s *round) next() uint64 { s.re++; return s.re }
 
 func (s *round) send(m *syncproto.Message) error { return writeMessage(s.ws, m) }
 
-func (s *round) sendFrame(b []byte) error {
-	if err := s.ws.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
-		return unreachable("write", err)
-	}
-	if err := s.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-		return unreachable("write push", err)
-	}
-	return nil
-}
-
 // pushed is a push awaiting its result.
 type pushed struct {
 	re   uint64
@@ -421,7 +415,7 @@ func (s *round) push(ctx context.Context) error {
 		}
 		p := pushed{re: s.next(), muts: batch}
 		s.inflight, s.sent = append(s.inflight, p), last
-		if err := s.sendFrame(encodePush(p)); err != nil {
+		if err := writeFrame(s.ws, encodePush(p), "push"); err != nil {
 			return err
 		}
 	}

@@ -2,9 +2,10 @@
 // front of the store, and the hub that pushes committed changes to live
 // devices.
 //
-// Concurrency: each connection has one reader goroutine, which handles the
-// client's requests in order, and one writer goroutine, which alone writes to
-// the socket from a bounded queue. The store serialises writes; the hub's
+// Concurrency: each connection has three goroutines: a reader that decodes
+// frames, a handler that serves the requests in order (applying consecutive
+// pushes together), and a writer, which alone writes to the socket from a
+// bounded queue. The store serialises writes; the hub's
 // broadcast runs in commit order and never blocks on a connection.
 package server
 

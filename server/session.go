@@ -21,9 +21,9 @@ type outbound struct {
 	prepared *websocket.PreparedMessage
 }
 
-// session is one websocket connection. Its reader goroutine (serve) handles
-// requests one at a time; its writer goroutine (writePump) is the only one
-// that writes to the connection. live and cursor are guarded by the hub's
+// session is one websocket connection. readPump decodes frames; serve
+// handles the requests in order; writePump is the only goroutine that
+// writes to the connection. live and cursor are guarded by the hub's
 // mutex.
 type session struct {
 	srv   *Server

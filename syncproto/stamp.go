@@ -1,10 +1,13 @@
 package syncproto
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // NodeLen is the length of a node identifier: 32 lowercase hexadecimal
@@ -15,8 +18,8 @@ const NodeLen = 32
 // server applies it. A stamp further ahead comes from a device whose clock is
 // wrong; the server replaces it with a stamp from its own clock (see
 // Clock.Admit), so a tablet set a year ahead does not win every conflict for a
-// year. Clients also refuse to let their clock jump further than this past
-// their own physical time when they observe a stamp.
+// year. Clock.Observe also caps a jump at this much past physical time; a
+// write still orders after the versions its writer saw (Clock.NowAfter).
 const MaxFuture = 5 * time.Minute
 
 // Stamp is a hybrid logical clock timestamp with the node that made it. Stamps
@@ -126,6 +129,12 @@ func ParseStamp(text string) (Stamp, error) {
 		return Stamp{}, Errorf(CodeBadMessage, "stamp %q: bad node", text)
 	}
 	return Stamp{Wall: int64(w), Counter: uint16(c), Node: text[16:]}, nil
+}
+
+// NewNode returns a new random node identifier.
+func NewNode() string {
+	u := uuid.New()
+	return hex.EncodeToString(u[:])
 }
 
 // ValidNode reports whether node is a well-formed node identifier.

@@ -221,3 +221,9 @@ func (t *Tx) Close() {
 	}
 	clear(t.stmts)
 }
+
+// Placeholders returns n copies of one ("?" or "(?, ?)") separated by
+// commas, for IN lists and multi-row VALUES.
+func Placeholders(n int, one string) string {
+	return strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
+}

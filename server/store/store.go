@@ -8,17 +8,16 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"sync"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/ponte-project/ponte/internal/sqlitedb"
 	"github.com/ponte-project/ponte/syncproto"
@@ -101,7 +100,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 
 // serverNode returns the server's node identifier, creating it on first use.
 func (s *Store) serverNode(ctx context.Context) (string, error) {
-	node := hexUUID()
+	node := syncproto.NewNode()
 	if _, err := s.db.Writer.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('node', ?) ON CONFLICT DO NOTHING`, node); err != nil {
 		return "", fmt.Errorf("server node: %w", err)
 	}
@@ -109,16 +108,6 @@ func (s *Store) serverNode(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("server node: %w", err)
 	}
 	return node, nil
-}
-
-func hexUUID() string {
-	u := uuid.New()
-	const hexdigits = "0123456789abcdef"
-	b := make([]byte, 32)
-	for i, c := range u {
-		b[2*i], b[2*i+1] = hexdigits[c>>4], hexdigits[c&0xf]
-	}
-	return string(b)
 }
 
 // Close closes the database. Writes in progress finish first.
@@ -339,7 +328,7 @@ func appliedBefore(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutati
 	for i, m := range muts {
 		ids[i] = m.ID
 	}
-	rows, err := tx.Query(ctx, `SELECT id, seq, stamp FROM mutations WHERE id IN (`+placeholders(len(ids), "?")+`)`, ids...)
+	rows, err := tx.Query(ctx, `SELECT id, seq, stamp FROM mutations WHERE id IN (`+sqlitedb.Placeholders(len(ids), "?")+`)`, ids...)
 	if err != nil {
 		return nil, fmt.Errorf("look up applied mutations: %w", err)
 	}
@@ -367,7 +356,7 @@ func loadRecords(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation
 		args = append(args, m.Collection, m.Record)
 	}
 	rows, err := tx.Query(ctx, `SELECT collection, id, seq, data, stamps, deleted FROM records
-		WHERE (collection, id) IN (VALUES `+placeholders(len(muts), "(?, ?)")+`)`, args...)
+		WHERE (collection, id) IN (VALUES `+sqlitedb.Placeholders(len(muts), "(?, ?)")+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load records: %w", err)
 	}
@@ -395,16 +384,8 @@ func loadRecords(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation
 	return out, rows.Err()
 }
 
-func placeholders(n int, one string) string {
-	return strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
-}
-
 func sortChanges(cs []syncproto.Change) {
-	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && cs[j].Seq < cs[j-1].Seq; j-- {
-			cs[j], cs[j-1] = cs[j-1], cs[j]
-		}
-	}
+	slices.SortFunc(cs, func(a, b syncproto.Change) int { return cmp.Compare(a.Seq, b.Seq) })
 }
 
 func nullRaw(v json.RawMessage) any {
