@@ -108,7 +108,8 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		loc := locales.Localizer(r.Header.Get("Accept-Language"))
+		http.Error(w, locales.Text(loc, syncproto.CodeShuttingDown.MessageID(), nil), http.StatusServiceUnavailable)
 		return
 	}
 	s.sessions.Add(1)

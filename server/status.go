@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/ponte-project/ponte/locales"
+	"github.com/ponte-project/ponte/syncproto"
 )
 
 // statusPage is what a person sees at the server's root: that it runs, and
@@ -32,7 +33,8 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := s.store.Stats(r.Context())
 	if err != nil {
 		s.log.Error("status page", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		loc := locales.Localizer(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language"))
+		http.Error(w, locales.Text(loc, syncproto.CodeInternal.MessageID(), nil), http.StatusInternalServerError)
 		return
 	}
 	langs := []string{r.URL.Query().Get("lang"), r.Header.Get("Accept-Language")}

@@ -243,6 +243,9 @@ func (e *Error) Unwrap() error { return e.err }
 // explain turns errors carrying a code into an *Error whose message is in
 // the replica's language.
 func (r *Replica) explain(err error) error {
+	if errors.Is(err, client.ErrNotFound) {
+		return &Error{Code: "not_found", Message: locales.Text(r.c.Localizer(), "client.not_found", nil), err: err}
+	}
 	var pe *syncproto.Error
 	if err == nil || !errors.As(err, &pe) {
 		return err

@@ -81,6 +81,9 @@ func langFromEnv() string {
 // localised turns an error into what a person reads: the localised text for
 // its code, with the technical detail after it.
 func localised(c *client.Client, err error) error {
+	if errors.Is(err, client.ErrNotFound) {
+		return errors.New(locales.Text(c.Localizer(), "client.not_found", nil))
+	}
 	var e *syncproto.Error
 	if !errors.As(err, &e) {
 		return err
