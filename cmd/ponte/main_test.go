@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ponte runs the program's command line in-process and returns its output.
+func ponte(t *testing.T, ctx context.Context, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(ctx, args, &out, &errOut)
+	if err != nil {
+		t.Logf("ponte %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String(), err
+}
+
+func mustPonte(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := ponte(t, context.Background(), args...)
+	if err != nil {
+		t.Fatalf("ponte %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestCLI_EndToEnd runs `ponte serve`, issues tokens with `ponte admin
+// token`, and drives two replicas with `ponte client`, as a person would.
+func TestCLI_EndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "ponte.db")
+	tokenA := strings.TrimSpace(mustPonte(t, "admin", "token", "--db", db, "--user", "amal"))
+	tokenB := strings.TrimSpace(mustPonte(t, "admin", "token", "--db", db, "--user", "bruno"))
+	if !regexp.MustCompile(`^ponte_[A-Za-z0-9_-]{43}$`).MatchString(tokenA) || tokenA == tokenB {
+		t.Fatalf("tokens %q, %q", tokenA, tokenB)
+	}
+
+	addr := freeAddr(t)
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { _, err := ponte(t, ctx, "serve", "--addr", addr, "--db", db); served <- err }()
+	defer func() {
+		stop()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop after SIGINT's equivalent")
+		}
+	}()
+	server := "ws://" + addr + "/sync"
+	for start := time.Now(); ; {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	a := []string{"client", "--replica", filepath.Join(dir, "a.db"), "--server", server, "--token", tokenA}
+	b := []string{"client", "--replica", filepath.Join(dir, "b.db"), "--server", server, "--token", tokenB}
+	// Offline: every command but sync works without reaching the server.
+	mustPonte(t, append(a, "put", "persons", "p1", `{"given_name":"أمينة","family_name":"حداد"}`)...)
+	mustPonte(t, append(a, "put", "persons", "p2", `{"given_name":"Oksana"}`)...)
+	mustPonte(t, append(a, "put", "persons", "p1", `{"phone":"+393331234567"}`)...)
+	if got := mustPonte(t, append(a, "get", "persons", "p1")...); got != `{"family_name":"حداد","given_name":"أمينة","phone":"+393331234567"}`+"\n" {
+		t.Fatalf("get = %q", got)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(mustPonte(t, append(a, "status")...)), &st); err != nil || st["pending"] != float64(3) || st["state"] != "offline" {
+		t.Fatalf("status before sync = %v (%v)", st, err)
+	}
+	mustPonte(t, append(a, "sync")...)
+	mustPonte(t, append(b, "sync")...)
+	lines := strings.Split(strings.TrimSpace(mustPonte(t, append(b, "list", "persons")...)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"id":"p1"`) || !strings.Contains(lines[1], `"id":"p2"`) {
+		t.Fatalf("list on b = %q", lines)
+	}
+	// Concurrent edits of one field: both converge, the loser is listed.
+	mustPonte(t, append(a, "put", "persons", "p2", `{"given_name":"Oxana"}`)...)
+	time.Sleep(20 * time.Millisecond)
+	mustPonte(t, append(b, "put", "persons", "p2", `{"given_name":"Оксана"}`)...)
+	mustPonte(t, append(b, "sync")...)
+	mustPonte(t, append(a, "sync")...)
+	mustPonte(t, append(b, "sync")...)
+	ga, gb := mustPonte(t, append(a, "get", "persons", "p2")...), mustPonte(t, append(b, "get", "persons", "p2")...)
+	if ga != gb || !strings.Contains(ga, "Оксана") {
+		t.Fatalf("replicas hold %q and %q", ga, gb)
+	}
+	if c := mustPonte(t, append(a, "conflicts")...); !strings.Contains(c, `"loser":{"value":"Oxana"`) {
+		t.Fatalf("conflicts on a = %q", c)
+	}
+	mustPonte(t, append(a, "delete", "persons", "p1")...)
+	if _, err := ponte(t, context.Background(), append(a, "--lang", "it", "get", "persons", "p1")...); err == nil ||
+		!strings.Contains(err.Error(), "dispositivo") {
+		t.Fatalf("get of a deleted record = %v, want the Italian 'not on this device'", err)
+	}
+	if out := mustPonte(t, append(a, "rejected")...); out != "" {
+		t.Fatalf("rejected = %q", out)
+	}
+	// Sync needs the server: a wrong token is refused in the person's language.
+	bad := []string{"client", "--replica", filepath.Join(dir, "c.db"), "--server", server, "--token", "ponte_x", "--lang", "ar"}
+	if _, err := ponte(t, context.Background(), append(bad, "sync")...); err == nil || !strings.ContainsAny(err.Error(), "ابتث") {
+		t.Fatalf("sync with a wrong token = %v, want an Arabic explanation", err)
+	}
+}
+
+func TestCLI_Usage(t *testing.T) {
+	for _, args := range [][]string{{}, {"nope"}, {"client", "--replica", filepath.Join(t.TempDir(), "r.db"), "frobnicate"}, {"admin", "token"}} {
+		if _, err := ponte(t, context.Background(), args...); err != errUsage {
+			t.Errorf("ponte %q = %v, want a usage error", args, err)
+		}
+	}
+}
