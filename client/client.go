@@ -29,6 +29,11 @@ var migrations embed.FS
 // that is deleted.
 var ErrNotFound = errors.New("record not found")
 
+// ErrInvalidWrite is returned by Write (with the syncproto error that says
+// why) for a write that cannot be stored: a bad collection, id or field
+// name, a value that is not JSON, or one too large. Nothing was written.
+var ErrInvalidWrite = errors.New("invalid write")
+
 // Options configure a Client. Only Server and Token are needed to sync; a
 // replica works offline without them.
 type Options struct {
@@ -172,8 +177,8 @@ func (c *Client) Write(ctx context.Context, ops ...Op) error {
 			for f, v := range op.Fields {
 				b, err := json.Marshal(v)
 				if err != nil {
-					return fmt.Errorf("write %s/%s: field %s: %w", op.Collection, op.ID,
-						f, &syncproto.Error{Code: syncproto.CodeBadMessage, Err: err})
+					return fmt.Errorf("write %s/%s: field %s: %w: %w", op.Collection, op.ID,
+						f, ErrInvalidWrite, &syncproto.Error{Code: syncproto.CodeBadMessage, Err: err})
 				}
 				m.Data[f] = b
 			}

@@ -116,7 +116,7 @@ func (c *Client) writeLocal(ctx context.Context, tx *sqlitedb.Tx, m *syncproto.M
 	}
 	m.Stamp = c.clock.NowAfter(seen...) // the write must order after what its writer saw
 	if err := m.Validate(); err != nil {
-		return fmt.Errorf("write %s/%s: %w", m.Collection, m.Record, err)
+		return fmt.Errorf("write %s/%s: %w: %w", m.Collection, m.Record, ErrInvalidWrite, err)
 	}
 	body, err := json.Marshal(m)
 	if err != nil {

@@ -84,8 +84,8 @@ func (r *Replica) Put(collection, id, fieldsJSON string) error {
 	dec := json.NewDecoder(strings.NewReader(fieldsJSON))
 	dec.UseNumber()
 	if err := dec.Decode(&fields); err != nil || fields == nil {
-		return r.explain(fmt.Errorf("put %s/%s: fields must be a JSON object: %w", collection, id,
-			&syncproto.Error{Code: syncproto.CodeBadMessage, Err: err}))
+		return r.explain(fmt.Errorf("put %s/%s: fields must be a JSON object: %w: %w", collection, id,
+			client.ErrInvalidWrite, &syncproto.Error{Code: syncproto.CodeBadMessage, Err: err}))
 	}
 	return r.explain(r.c.Put(context.Background(), collection, id, fields))
 }
@@ -154,8 +154,18 @@ func (r *Replica) Query(query, argsJSON string) (string, error) {
 	return string(b), err
 }
 
-// Sync runs one round with the server and returns when it is done.
-func (r *Replica) Sync() error { return r.explain(r.c.Sync(context.Background())) }
+// Sync runs one round with the server and returns when it is done. While
+// Start's background loop runs it returns nil at once: that loop already
+// keeps the replica in sync.
+func (r *Replica) Sync() error {
+	r.mu.Lock()
+	running := r.stop != nil
+	r.mu.Unlock()
+	if running {
+		return nil
+	}
+	return r.explain(r.c.Sync(context.Background()))
+}
 
 // Start keeps the replica in sync in the background until Stop.
 func (r *Replica) Start() {
@@ -245,6 +255,9 @@ func (e *Error) Unwrap() error { return e.err }
 func (r *Replica) explain(err error) error {
 	if errors.Is(err, client.ErrNotFound) {
 		return &Error{Code: "not_found", Message: locales.Text(r.c.Localizer(), "client.not_found", nil), err: err}
+	}
+	if errors.Is(err, client.ErrInvalidWrite) {
+		return &Error{Code: "invalid_write", Message: locales.Text(r.c.Localizer(), "client.invalid_write", nil), err: err}
 	}
 	var pe *syncproto.Error
 	if err == nil || !errors.As(err, &pe) {

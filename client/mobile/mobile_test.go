@@ -62,8 +62,8 @@ func TestReplica_ThroughTheMobileFacade(t *testing.T) {
 		t.Fatal(err)
 	}
 	var me *mobile.Error
-	if err := a.Put("persons", "p1", `[1,2]`); !errors.As(err, &me) || me.Code != "bad_message" || !strings.ContainsAny(me.Message, "ابت") {
-		t.Fatalf("bad put = %v, want a bad_message error in Arabic", err)
+	if err := a.Put("persons", "p1", `[1,2]`); !errors.As(err, &me) || me.Code != "invalid_write" || !strings.ContainsAny(me.Message, "ابت") {
+		t.Fatalf("bad put = %v, want an invalid_write error in Arabic", err)
 	}
 	if err := a.Sync(); err != nil {
 		t.Fatal(err)

@@ -84,6 +84,9 @@ func localised(c *client.Client, err error) error {
 	if errors.Is(err, client.ErrNotFound) {
 		return errors.New(locales.Text(c.Localizer(), "client.not_found", nil))
 	}
+	if errors.Is(err, client.ErrInvalidWrite) {
+		return fmt.Errorf("%s\n  (%w)", locales.Text(c.Localizer(), "client.invalid_write", nil), err)
+	}
 	var e *syncproto.Error
 	if !errors.As(err, &e) {
 		return err
@@ -109,7 +112,8 @@ func clientCommand(ctx context.Context, c *client.Client, args []string, stdout 
 		dec := json.NewDecoder(strings.NewReader(args[3]))
 		dec.UseNumber()
 		if err := dec.Decode(&fields); err != nil || fields == nil {
-			return fmt.Errorf("put: JSON must be an object of fields: %w", &syncproto.Error{Code: syncproto.CodeBadMessage, Err: err})
+			return fmt.Errorf("put: JSON must be an object of fields: %w: %w", client.ErrInvalidWrite,
+				&syncproto.Error{Code: syncproto.CodeBadMessage, Err: err})
 		}
 		return c.Put(ctx, args[1], args[2], fields)
 	case "get":
