@@ -65,8 +65,8 @@ type Client struct {
 	node   string
 	events *eventQueue
 
-	wmu  sync.Mutex // serialises local transactions on the writer
-	sync sqlitedb.Synchronous
+	wmu      sync.Mutex           // serialises local transactions on the writer
+	syncMode sqlitedb.Synchronous // the writer connection's current setting
 
 	closeOnce sync.Once
 	closeErr  error
@@ -93,7 +93,7 @@ func Open(ctx context.Context, path string, opts Options) (*Client, error) {
 		opts.Now = time.Now
 	}
 	c := &Client{db: db, opts: opts, log: opts.Logger, loc: locales.Localizer(opts.Lang),
-		sync: sqlitedb.SyncFull, wake: make(chan struct{}, 1)}
+		syncMode: sqlitedb.SyncFull, wake: make(chan struct{}, 1)}
 	c.state.Store(StateOffline)
 	if err := c.loadIdentity(ctx); err != nil {
 		db.Close()
@@ -212,7 +212,7 @@ func (c *Client) Write(ctx context.Context, ops ...Op) error {
 // durability. Local writes use FULL (durable when the call returns); data
 // from the server uses NORMAL, since a page lost to a power cut is pulled
 // again from the cursor committed with it.
-func (c *Client) inTx(ctx context.Context, sync sqlitedb.Synchronous, fn func(*sqlitedb.Tx) error) error {
+func (c *Client) inTx(ctx context.Context, mode sqlitedb.Synchronous, fn func(*sqlitedb.Tx) error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	conn, err := c.db.Writer.Conn(ctx)
@@ -220,11 +220,11 @@ func (c *Client) inTx(ctx context.Context, sync sqlitedb.Synchronous, fn func(*s
 		return err
 	}
 	defer conn.Close()
-	if sync != c.sync {
-		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = "+string(sync)); err != nil {
+	if mode != c.syncMode {
+		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = "+string(mode)); err != nil {
 			return fmt.Errorf("set synchronous: %w", err)
 		}
-		c.sync = sync
+		c.syncMode = mode
 	}
 	sqlTx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
