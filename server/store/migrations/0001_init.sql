@@ -1,18 +1,19 @@
 -- The current state of every record: visible field values, their stamps (in
 -- syncproto's stored form) and the tombstone stamp. seq is the server
 -- sequence of the record's latest change: pulls serve records by seq.
--- A rowid table: rows are appended, and only the small index entries go to
--- random places in the key order (record ids are often random UUIDs).
+-- seq is the rowid, so a change moves its record to the end of the table:
+-- rows are appended, pulls read the table in order, and only the small
+-- entries of records_by_key go to random places (record ids are often
+-- random UUIDs).
 CREATE TABLE records (
+  seq        INTEGER PRIMARY KEY,
   collection TEXT NOT NULL,
   id         TEXT NOT NULL,
-  seq        INTEGER NOT NULL,
   data       TEXT NOT NULL,
   stamps     TEXT NOT NULL,
   deleted    TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX records_by_key ON records (collection, id);
-CREATE UNIQUE INDEX records_by_seq ON records (seq);
 
 -- Append-only log of every applied mutation: the idempotency keys (a
 -- retried mutation is answered "duplicate" with its seq) and the audit trail
