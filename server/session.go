@@ -145,6 +145,13 @@ func (s *session) readPump(reqs chan<- *syncproto.Message) {
 			s.kill(syncproto.ErrorCode(err))
 			return
 		}
+		if m.Type == syncproto.TypePush {
+			// Validate here, beside the handler: the store's own Validate
+			// then finds the work done. Failures are the store's to report.
+			for i := range m.Push.Mutations {
+				_ = m.Push.Mutations[i].Validate()
+			}
+		}
 		select {
 		case reqs <- m:
 		case <-s.quit:

@@ -108,7 +108,17 @@ type Mutation struct {
 	Stamp      Stamp                      `json:"stamp"`
 	Base       map[string]Stamp           `json:"base,omitempty"` // stamp of each field as the writer saw it
 
-	malformed error // set when a pushed mutation's fields could not be decoded
+	malformed error  // set when a pushed mutation's fields could not be decoded
+	encoded   []byte // Data as EncodeData writes it, once Validate has passed
+}
+
+// EncodedData returns the mutation's data as EncodeData writes it,
+// computed once by a successful Validate.
+func (m *Mutation) EncodedData() []byte {
+	if m.encoded == nil && m.Op == OpPut {
+		m.encoded = EncodeData(m.Data)
+	}
+	return m.encoded
 }
 
 // AsRecord returns the state m writes: its fields at m.Stamp, or a tombstone.
@@ -430,6 +440,9 @@ func (p *Page) validate() error {
 // are put in canonical form in place: compact, with <, > and & escaped as
 // encoding/json writes them. Errors wrap ErrBadMessage or ErrTooLarge.
 func (m *Mutation) Validate() error {
+	if m.encoded != nil && m.Op == OpPut {
+		return nil // validated already, and unchanged since: Data is not to be modified after
+	}
 	if !validMutationID(m.ID) {
 		return Errorf(CodeBadMessage, "mutation id %.40q is not a lowercase UUID", m.ID)
 	}
@@ -474,6 +487,7 @@ func (m *Mutation) Validate() error {
 		if size > MaxMutationBytes {
 			return Errorf(CodeTooLarge, "mutation %s: %d bytes of data, limit %d", m.ID, size, MaxMutationBytes)
 		}
+		m.encoded = EncodeData(m.Data)
 	default:
 		return Errorf(CodeBadMessage, "mutation %s: unknown op %.20q", m.ID, m.Op)
 	}

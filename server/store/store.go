@@ -199,10 +199,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		}
 		next, isChanged, conflicts := syncproto.Apply(cur.rec, *m)
 		seq := cur.seq
-		var mdata []byte // the mutation's data as logged
-		if m.Op == syncproto.OpPut {
-			mdata = syncproto.EncodeData(m.Data)
-		}
+		mdata := m.EncodedData() // the mutation's data as logged; nil for a delete
 		if isChanged {
 			ch := syncproto.Change{Collection: m.Collection, ID: m.Record, Seq: s.seq + 1,
 				Data: mdata, Stamps: syncproto.EncodeStamps(next.Stamps), Deleted: next.Deleted}
