@@ -31,6 +31,10 @@ type Listener interface {
 	OnChanged(recordsJSON string, local bool)
 }
 
+// errNotOpen is returned by a Replica made with new(Replica), as gobind
+// allows, rather than by Open.
+var errNotOpen = errors.New("replica not opened: use Open")
+
 // Replica is a local replica and its sync engine.
 type Replica struct {
 	c *client.Client
@@ -80,6 +84,9 @@ func (r *Replica) SetListener(l Listener) {
 
 // Put sets the fields given as a JSON object; durable when it returns.
 func (r *Replica) Put(collection, id, fieldsJSON string) error {
+	if r.c == nil {
+		return errNotOpen
+	}
 	var fields map[string]any
 	dec := json.NewDecoder(strings.NewReader(fieldsJSON))
 	dec.UseNumber()
@@ -92,12 +99,18 @@ func (r *Replica) Put(collection, id, fieldsJSON string) error {
 
 // Delete deletes a record; durable when it returns.
 func (r *Replica) Delete(collection, id string) error {
+	if r.c == nil {
+		return errNotOpen
+	}
 	return r.explain(r.c.Delete(context.Background(), collection, id))
 }
 
 // Get returns a record's fields as a JSON object, or "" if the replica does
 // not hold it.
 func (r *Replica) Get(collection, id string) (string, error) {
+	if r.c == nil {
+		return "", errNotOpen
+	}
 	f, err := r.c.Get(context.Background(), collection, id)
 	if errors.Is(err, client.ErrNotFound) {
 		return "", nil
@@ -113,6 +126,9 @@ func (r *Replica) Get(collection, id string) (string, error) {
 // arguments given as a JSON array, and returns the rows as a JSON array of
 // objects keyed by column name.
 func (r *Replica) Query(query, argsJSON string) (string, error) {
+	if r.c == nil {
+		return "", errNotOpen
+	}
 	var args []any
 	if argsJSON != "" {
 		if err := json.Unmarshal([]byte(argsJSON), &args); err != nil {
@@ -158,6 +174,9 @@ func (r *Replica) Query(query, argsJSON string) (string, error) {
 // Start's background loop runs it returns nil at once: that loop already
 // keeps the replica in sync.
 func (r *Replica) Sync() error {
+	if r.c == nil {
+		return errNotOpen
+	}
 	r.mu.Lock()
 	running := r.stop != nil
 	r.mu.Unlock()
@@ -171,7 +190,7 @@ func (r *Replica) Sync() error {
 func (r *Replica) Start() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stop != nil {
+	if r.c == nil || r.stop != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -196,6 +215,9 @@ func (r *Replica) Stop() error {
 
 // Status returns the sync status as JSON (see client.Status).
 func (r *Replica) Status() (string, error) {
+	if r.c == nil {
+		return "", errNotOpen
+	}
 	st, err := r.c.Status(context.Background())
 	if err != nil {
 		return "", err
@@ -206,21 +228,35 @@ func (r *Replica) Status() (string, error) {
 
 // Conflicts returns the conflicts kept on this device as a JSON array.
 func (r *Replica) Conflicts() (string, error) {
+	if r.c == nil {
+		return "", errNotOpen
+	}
 	cs, err := r.c.Conflicts(context.Background())
 	return jsonArray(cs, err)
 }
 
 // Rejected returns the writes the server refused as a JSON array.
 func (r *Replica) Rejected() (string, error) {
+	if r.c == nil {
+		return "", errNotOpen
+	}
 	rs, err := r.c.Rejected(context.Background())
 	return jsonArray(rs, err)
 }
 
 // Direction returns "rtl" or "ltr" for the replica's language.
-func (r *Replica) Direction() string { return locales.Direction(r.c.Localizer()) }
+func (r *Replica) Direction() string {
+	if r.c == nil {
+		return "ltr"
+	}
+	return locales.Direction(r.c.Localizer())
+}
 
 // Close stops syncing and closes the replica.
 func (r *Replica) Close() error {
+	if r.c == nil {
+		return nil
+	}
 	err := r.Stop()
 	if cerr := r.c.Close(); err == nil {
 		err = cerr

@@ -107,3 +107,17 @@ func TestReplica_ThroughTheMobileFacade(t *testing.T) {
 		t.Fatalf("conflicts = %s, %v", c, err)
 	}
 }
+
+func TestReplica_ZeroValueDoesNotPanic(t *testing.T) {
+	var r mobile.Replica // gobind lets an app construct one without Open
+	if err := r.Put("persons", "p", `{}`); err == nil {
+		t.Fatal("Put on an unopened replica succeeded")
+	}
+	r.Start()
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Status(); err == nil || r.Direction() != "ltr" || r.Close() != nil {
+		t.Fatal("unopened replica misbehaves")
+	}
+}
