@@ -226,6 +226,14 @@ func (c *Client) applyPage(ctx context.Context, tx *sqlitedb.Tx, page *syncproto
 			return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID,
 				syncproto.Errorf(syncproto.CodeBadMessage, "data and stamps must be JSON objects"))
 		}
+		// Every field needs a stamp, or later local writes to the record
+		// could not be merged. A "*" default covers them all (the form
+		// EncodeStamps writes); anything else is checked in full.
+		if hasFields(ch.Data) && !bytes.Contains(ch.Stamps, []byte(`"*":`)) {
+			if _, err := ch.Record(); err != nil {
+				return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
+			}
+		}
 		if withPending[key] {
 			// Drop the queued writes this state includes; recompute only if
 			// some remain to overlay.
@@ -248,7 +256,7 @@ func (c *Client) applyPage(ctx context.Context, tx *sqlitedb.Tx, page *syncproto
 		}
 		// One statement applies the change unless the replica already holds
 		// this seq or a later one (pages and pushed changes may overlap).
-		deleted := bytes.Equal(ch.Data, []byte("{}"))
+		deleted := !hasFields(ch.Data)
 		res, err := tx.Exec(ctx, `INSERT INTO replica_records (collection, id, data, deleted, seq, server_data, stamps, tombstone)
 			VALUES (?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
 			deleted = excluded.deleted, seq = excluded.seq, server_data = NULL, stamps = excluded.stamps,
@@ -283,6 +291,10 @@ func (c *Client) forget(ctx context.Context, tx *sqlitedb.Tx, collection, id str
 	}
 	return storeRow(ctx, tx, collection, id, 0, syncproto.Record{}, overlay(syncproto.Record{}, pending), len(pending) > 0)
 }
+
+// hasFields reports whether the JSON object b has any key: every key is a
+// quoted string, so an object without a quote has none.
+func hasFields(b []byte) bool { return bytes.IndexByte(b, '"') >= 0 }
 
 // isObject reports whether b is a JSON object; b comes from a frame
 // syncproto.Decode has already checked is valid JSON.
