@@ -29,6 +29,10 @@ type Listener interface {
 	// OnChanged is called when records changed in the replica, with a JSON
 	// array of {"collection","id"} and whether the change was made here.
 	OnChanged(recordsJSON string, local bool)
+	// OnStopped is called when background syncing stops by itself, because
+	// retrying cannot help: the device is unknown or revoked, or the app
+	// must be updated. code is the error code, message its localised text.
+	OnStopped(code, message string)
 }
 
 // errNotOpen is returned by a Replica made with new(Replica), as gobind
@@ -196,7 +200,19 @@ func (r *Replica) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	r.stop, r.done = cancel, done
-	go func() { done <- r.c.Run(ctx) }()
+	go func() {
+		err := r.explain(r.c.Run(ctx))
+		var e *Error
+		if errors.As(err, &e) {
+			r.mu.Lock()
+			l := r.listener
+			r.mu.Unlock()
+			if l != nil {
+				l.OnStopped(e.Code, e.Message)
+			}
+		}
+		done <- err
+	}()
 }
 
 // Stop ends background syncing and returns the error that ended it early,

@@ -17,6 +17,7 @@ type listener struct {
 	mu      sync.Mutex
 	states  []string
 	changed []string
+	stopped []string
 }
 
 func (l *listener) OnState(state, text string) {
@@ -29,6 +30,12 @@ func (l *listener) OnChanged(records string, local bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.changed = append(l.changed, records)
+}
+
+func (l *listener) OnStopped(code, message string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = append(l.stopped, code+":"+message)
 }
 
 func (l *listener) seen(state string) bool {
@@ -119,5 +126,37 @@ func TestReplica_ZeroValueDoesNotPanic(t *testing.T) {
 	}
 	if _, err := r.Status(); err == nil || r.Direction() != "ltr" || r.Close() != nil {
 		t.Fatal("unopened replica misbehaves")
+	}
+}
+
+func TestReplica_TellsTheAppWhenSyncingStops(t *testing.T) {
+	srv := testenv.MustStartServer(t)
+	r, err := mobile.Open(filepath.Join(t.TempDir(), "r.db"), srv.SyncURL(), "ponte_unknown", "it")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	l := &listener{}
+	r.SetListener(l)
+	r.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		n := len(l.stopped)
+		l.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the app was never told that syncing stopped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.HasPrefix(l.stopped[0], "unauthorized:") || !strings.Contains(l.stopped[0], "dispositivo") {
+		t.Fatalf("stopped = %q, want unauthorized in Italian", l.stopped[0])
+	}
+	var me *mobile.Error
+	if err := r.Stop(); !errors.As(err, &me) || me.Code != "unauthorized" {
+		t.Fatalf("Stop = %v", err)
 	}
 }
