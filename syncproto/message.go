@@ -294,11 +294,13 @@ func Decode(frame []byte) (*Message, error) {
 	if !utf8.Valid(frame) {
 		return nil, Errorf(CodeBadMessage, "frame is not valid UTF-8")
 	}
-	if m, ok := decodePage(frame); ok {
-		if err := m.Validate(); err != nil {
-			return nil, err
+	for _, fast := range []func([]byte) (*Message, bool){decodePage, decodePush} {
+		if m, ok := fast(frame); ok {
+			if err := m.Validate(); err != nil {
+				return nil, err
+			}
+			return m, nil
 		}
-		return m, nil
 	}
 	var m Message
 	if err := json.Unmarshal(frame, &m); err != nil {

@@ -61,3 +61,56 @@ func TestDecodePage_RoundTripsAppendPage(t *testing.T) {
 		t.Fatalf("round trip: %+v, want %+v", got.Page, m.Page)
 	}
 }
+
+// FuzzDecodePush checks the fast push parser against encoding/json: when it
+// accepts a frame, encoding/json must decode the same message.
+func FuzzDecodePush(f *testing.F) {
+	node := "0123456789abcdef0123456789abcdef"
+	put := Mutation{ID: "01a209c9-2637-7ef0-b53b-2bb628a67fc9", Collection: "persons", Record: "p1", Op: OpPut,
+		Data: map[string]json.RawMessage{"given_name": json.RawMessage(`"أمينة"`), "n": json.RawMessage(`[1,{"a":"}"}]`),
+			"ok": json.RawMessage(`true`), "x": json.RawMessage(`-1.5e3`), "s": json.RawMessage(`"a\\\"b"`)},
+		Stamp: Stamp{Wall: 1763900000000, Node: node}, Base: map[string]Stamp{"n": {Wall: 5, Node: node}}}
+	del := Mutation{ID: "01a209c9-2637-7ef0-b53b-2bb628a67fca", Collection: "persons", Record: "p1", Op: OpDelete,
+		Stamp: Stamp{Wall: 1763900000001, Node: node}}
+	for _, m := range []*Message{
+		{Type: TypePush, Re: 9, Push: &Push{Mutations: []Mutation{put, del}}},
+		{Type: TypePush, Push: &Push{Mutations: []Mutation{del}}},
+	} {
+		b, _ := json.Marshal(m)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if !utf8.Valid(frame) { // Decode refuses such frames before parsing
+			return
+		}
+		fast, ok := decodePush(frame)
+		if !ok {
+			return
+		}
+		var slow Message
+		if err := json.Unmarshal(frame, &slow); err != nil {
+			t.Fatalf("fast parser accepted what encoding/json refuses (%v): %q", err, frame)
+		}
+		if len(fast.Push.Mutations) == 0 && len(slow.Push.Mutations) == 0 {
+			fast.Push.Mutations, slow.Push.Mutations = nil, nil
+		}
+		if !reflect.DeepEqual(fast, &slow) {
+			t.Fatalf("fast parser disagrees with encoding/json on %q:\nfast %+v\nslow %+v", frame, fast.Push, slow.Push)
+		}
+	})
+}
+
+func TestDecodePush_ParsesTheClientsFrames(t *testing.T) {
+	node := "0123456789abcdef0123456789abcdef"
+	m := &Message{Type: TypePush, Re: 3, Push: &Push{Mutations: []Mutation{{ID: "01a209c9-2637-7ef0-b53b-2bb628a67fc9",
+		Collection: "persons", Record: "p1", Op: OpPut, Data: map[string]json.RawMessage{"a": json.RawMessage(`"\u003c"`)},
+		Stamp: Stamp{Wall: 1, Node: node}, Base: map[string]Stamp{"a": {Wall: 2, Node: node}}}}}}
+	b, _ := json.Marshal(m)
+	got, ok := decodePush(b)
+	if !ok {
+		t.Fatalf("fast parser refused %s", b)
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Fatalf("got %+v, want %+v", got.Push, m.Push)
+	}
+}

@@ -196,3 +196,165 @@ func parseStampOK(text string) (Stamp, bool) {
 	s, err := ParseStamp(text)
 	return s, err == nil
 }
+
+// decodePush parses a push frame in exactly the form the Go client writes —
+// each mutation as encoding/json writes a Mutation — without reflection. It
+// reports false for anything else, and Decode falls back to encoding/json;
+// fuzz_test.go checks the two agree. The message aliases frame.
+func decodePush(frame []byte) (*Message, bool) {
+	p := pageParser{b: frame}
+	m := &Message{Type: TypePush, Push: &Push{}}
+	if !p.lit(`{"type":"push"`) {
+		return nil, false
+	}
+	if p.lit(`,"re":`) {
+		n, ok := p.uint()
+		if !ok {
+			return nil, false
+		}
+		m.Re = n
+	}
+	if !p.lit(`,"push":{"mutations":[`) {
+		return nil, false
+	}
+	for i := 0; !p.lit(`]`); i++ {
+		if i > 0 && !p.lit(`,`) {
+			return nil, false
+		}
+		mut, ok := p.mutation()
+		if !ok {
+			return nil, false
+		}
+		m.Push.Mutations = append(m.Push.Mutations, mut)
+	}
+	if !p.lit(`}}`) || p.i != len(p.b) {
+		return nil, false
+	}
+	return m, true
+}
+
+func (p *pageParser) mutation() (Mutation, bool) {
+	var m Mutation
+	var ok bool
+	if !p.lit(`{"id":`) {
+		return m, false
+	}
+	if m.ID, ok = p.plainString(); !ok || !p.lit(`,"collection":`) {
+		return m, false
+	}
+	if m.Collection, ok = p.plainString(); !ok || !p.lit(`,"record":`) {
+		return m, false
+	}
+	if m.Record, ok = p.plainString(); !ok || !p.lit(`,"op":`) {
+		return m, false
+	}
+	op, ok := p.plainString()
+	if !ok {
+		return m, false
+	}
+	m.Op = Op(op)
+	if p.lit(`,"data":{`) {
+		m.Data = map[string]json.RawMessage{}
+		for i := 0; !p.lit(`}`); i++ {
+			if i > 0 && !p.lit(`,`) {
+				return m, false
+			}
+			f, ok := p.plainString()
+			if !ok || !p.lit(`:`) {
+				return m, false
+			}
+			if _, dup := m.Data[f]; dup {
+				return m, false
+			}
+			v, ok := p.value()
+			if !ok {
+				return m, false
+			}
+			m.Data[f] = v
+		}
+	}
+	if !p.lit(`,"stamp":`) {
+		return m, false
+	}
+	text, ok := p.plainString()
+	if !ok {
+		return m, false
+	}
+	if m.Stamp, ok = parseStampOK(text); !ok {
+		return m, false
+	}
+	if p.lit(`,"base":{`) {
+		m.Base = map[string]Stamp{}
+		for i := 0; !p.lit(`}`); i++ {
+			if i > 0 && !p.lit(`,`) {
+				return m, false
+			}
+			f, ok := p.plainString()
+			if !ok || !p.lit(`:`) {
+				return m, false
+			}
+			if _, dup := m.Base[f]; dup {
+				return m, false
+			}
+			text, ok := p.plainString()
+			if !ok {
+				return m, false
+			}
+			if m.Base[f], ok = parseStampOK(text); !ok {
+				return m, false
+			}
+		}
+	}
+	return m, p.lit(`}`)
+}
+
+// value reads one JSON value of any kind and checks it is valid.
+func (p *pageParser) value() (json.RawMessage, bool) {
+	start, depth, inString := p.i, 0, false
+	for ; p.i < len(p.b); p.i++ {
+		c := p.b[p.i]
+		if inString {
+			switch c {
+			case '\\':
+				p.i++
+			case '"':
+				inString = false
+				if depth == 0 {
+					p.i++
+					return p.valid(start)
+				}
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 { // the end of the enclosing object: a scalar ends here
+				return p.valid(start)
+			}
+			depth--
+			if depth == 0 {
+				p.i++
+				return p.valid(start)
+			}
+		case ',':
+			if depth == 0 {
+				return p.valid(start)
+			}
+		}
+	}
+	return nil, false
+}
+
+func (p *pageParser) valid(start int) (json.RawMessage, bool) {
+	raw := p.b[start:p.i]
+	if len(raw) == 0 || isSpace(raw[0]) || isSpace(raw[len(raw)-1]) {
+		return nil, false // encoding/json would trim it: leave such frames to it
+	}
+	return raw, json.Valid(raw)
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
