@@ -87,8 +87,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store: read sequence: %w", err)
 	}
-	var last string
-	if err := db.Writer.QueryRowContext(ctx, `SELECT coalesce(max(stamp), '') FROM mutations`).Scan(&last); err != nil {
+	var last string // the clock as the last commit left it
+	if err := db.Writer.QueryRowContext(ctx, `SELECT coalesce((SELECT value FROM meta WHERE key = 'clock'), '')`).Scan(&last); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: read clock: %w", err)
 	}
@@ -248,6 +248,12 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			}
 		}
 		res.Status, res.Seq, res.Conflicts = syncproto.StatusApplied, seq, conflicts
+	}
+	// The clock's memory goes with the batch, so a restarted server stamps
+	// after everything it stored.
+	if _, err := tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ('clock', ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, s.clock.Last().String()); err != nil {
+		return nil, nil, fmt.Errorf("save clock: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, nil, fmt.Errorf("commit: %w", err)

@@ -222,3 +222,15 @@ func TestStore_Authenticate(t *testing.T) {
 		t.Fatalf("another device claiming amal's replica: %v, want ErrUnauthorized", err)
 	}
 }
+
+func TestStore_ClockSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	st := mustOpen(t, path, store.Options{})
+	ahead := time.Now().Add(2 * time.Minute).UnixMilli() // within MaxFuture: kept as it is
+	mustApply(t, st, put("p1", `{"x":1}`, ahead))
+	st.Close()
+	st = mustOpen(t, path, store.Options{})
+	if now := st.Clock().Now(); now.Wall < ahead {
+		t.Fatalf("after a restart the server stamps %v, before the stored %d", now, ahead)
+	}
+}
