@@ -1128,7 +1128,7 @@ func (s *sim) serverLog(ctx context.Context) map[string]simLogEntry {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT id, collection, record_id, op, stamp FROM mutations`)
+	rows, err := db.QueryContext(ctx, `SELECT m.id, r.collection, r.id, m.op, m.stamp FROM mutations m JOIN records r ON r.rid = m.record`)
 	if err != nil {
 		t.Fatalf("read the server's mutation log: %v", err)
 	}

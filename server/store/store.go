@@ -214,13 +214,16 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			}
 			s.seq++
 			seq = s.seq
-			if _, err := tx.Exec(ctx, `INSERT INTO records (collection, id, seq, data, stamps, deleted) VALUES (?, ?, ?, ?, ?, ?)
-				ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, data = excluded.data,
-				stamps = excluded.stamps, deleted = excluded.deleted`, m.Collection, m.Record, seq,
-				string(ch.Data), string(ch.Stamps), ch.Deleted.String()); err != nil {
+			if cur.rid == 0 {
+				cur.rid = seq // a new record is numbered by its first change
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO records (seq, rid, collection, id, data, stamps, deleted)
+				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq,
+				data = excluded.data, stamps = excluded.stamps, deleted = excluded.deleted`, seq, cur.rid,
+				m.Collection, m.Record, string(ch.Data), string(ch.Stamps), ch.Deleted.String()); err != nil {
 				return nil, nil, fmt.Errorf("mutation %s: store record: %w", m.ID, err)
 			}
-			records[key] = current{rec: next, seq: seq}
+			records[key] = current{rec: next, seq: seq, rid: cur.rid}
 			if j, ok := changed[key]; ok {
 				changes[j] = ch
 			} else {
@@ -232,8 +235,11 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		if mdata != nil {
 			data = string(mdata)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO mutations (id, seq, collection, record_id, op, data, stamp, user_name, device_id, received_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, m.ID, seq, m.Collection, m.Record, string(m.Op), data,
+		if cur.rid == 0 { // Apply always changes a record not stored yet
+			return nil, nil, fmt.Errorf("mutation %s: %s/%s left no record", m.ID, m.Collection, m.Record)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO mutations (id, seq, record, op, data, stamp, user_name, device_id, received_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, m.ID, seq, cur.rid, string(m.Op), data,
 			m.Stamp.String(), actor.User, actor.Device, now); err != nil {
 			return nil, nil, fmt.Errorf("mutation %s: log: %w", m.ID, err)
 		}
@@ -317,6 +323,7 @@ func conflictsOf(ctx context.Context, tx *sqlitedb.Tx, mutation string) ([]syncp
 type current struct {
 	rec syncproto.Record
 	seq int64
+	rid int64 // 0 for a record not stored yet
 }
 
 type appliedAt struct {
@@ -358,7 +365,7 @@ func loadRecords(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation
 	for _, m := range muts {
 		args = append(args, m.Collection, m.Record)
 	}
-	rows, err := tx.Query(ctx, `SELECT collection, id, seq, data, stamps, deleted FROM records
+	rows, err := tx.Query(ctx, `SELECT collection, id, seq, rid, data, stamps, deleted FROM records
 		WHERE (collection, id) IN (VALUES `+sqlitedb.Placeholders(len(muts), "(?, ?)")+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load records: %w", err)
@@ -368,10 +375,11 @@ func loadRecords(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation
 	for rows.Next() {
 		var (
 			ch           syncproto.Change
+			rid          int64
 			deleted      string
 			data, stamps []byte
 		)
-		if err := rows.Scan(&ch.Collection, &ch.ID, &ch.Seq, &data, &stamps, &deleted); err != nil {
+		if err := rows.Scan(&ch.Collection, &ch.ID, &ch.Seq, &rid, &data, &stamps, &deleted); err != nil {
 			return nil, fmt.Errorf("load records: %w", err)
 		}
 		ch.Data, ch.Stamps = data, stamps
@@ -382,7 +390,7 @@ func loadRecords(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation
 		if err != nil {
 			return nil, fmt.Errorf("load %s/%s: %w", ch.Collection, ch.ID, err)
 		}
-		out[recordKey{ch.Collection, ch.ID}] = current{rec: rec, seq: ch.Seq}
+		out[recordKey{ch.Collection, ch.ID}] = current{rec: rec, seq: ch.Seq, rid: rid}
 	}
 	return out, rows.Err()
 }
@@ -485,8 +493,8 @@ func (s *Store) Pull(ctx context.Context, cursors map[string]int64, limit int) (
 // record: every write applied once shows here once.
 func (s *Store) CountMutations(ctx context.Context, collection, id string) (int, error) {
 	var n int
-	err := s.db.Reader.QueryRowContext(ctx, `SELECT count(*) FROM mutations WHERE collection = ? AND record_id = ?`,
-		collection, id).Scan(&n)
+	err := s.db.Reader.QueryRowContext(ctx, `SELECT count(*) FROM mutations
+		WHERE record = (SELECT rid FROM records WHERE collection = ? AND id = ?)`, collection, id).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count mutations of %s/%s: %w", collection, id, err)
 	}

@@ -7,6 +7,7 @@
 -- random UUIDs).
 CREATE TABLE records (
   seq        INTEGER PRIMARY KEY,
+  rid        INTEGER NOT NULL, -- the record's number: the seq of its first change; never changes
   collection TEXT NOT NULL,
   id         TEXT NOT NULL,
   data       TEXT NOT NULL,
@@ -14,6 +15,7 @@ CREATE TABLE records (
   deleted    TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX records_by_key ON records (collection, id);
+CREATE UNIQUE INDEX records_by_rid ON records (rid);
 
 -- Append-only log of every applied mutation: the idempotency keys (a
 -- retried mutation is answered "duplicate" with its seq) and the audit trail
@@ -21,8 +23,7 @@ CREATE UNIQUE INDEX records_by_key ON records (collection, id);
 CREATE TABLE mutations (
   id          TEXT NOT NULL UNIQUE,
   seq         INTEGER NOT NULL,
-  collection  TEXT NOT NULL,
-  record_id   TEXT NOT NULL,
+  record      INTEGER NOT NULL, -- records.rid: new records number up, so this index mostly appends
   op          TEXT NOT NULL,
   data        TEXT,
   stamp       TEXT NOT NULL,
@@ -30,7 +31,7 @@ CREATE TABLE mutations (
   device_id   TEXT NOT NULL,
   received_at INTEGER NOT NULL
 );
-CREATE INDEX mutations_by_record ON mutations (collection, record_id, seq);
+CREATE INDEX mutations_by_record ON mutations (record, seq);
 
 -- Concurrent writes to one field: the losing version is kept here for a
 -- person to review. Never deleted; resolution is recorded.
