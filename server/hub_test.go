@@ -37,3 +37,22 @@ func TestSplitChanges_EachChunkFitsAPage(t *testing.T) {
 		t.Fatalf("%d changes in %d chunks", n, len(chunks))
 	}
 }
+
+func TestResultMessage_FitsAFrame(t *testing.T) {
+	big := []byte(`"` + strings.Repeat("n", 250<<10) + `"`)
+	results := make([]syncproto.MutationResult, 100)
+	for i := range results {
+		results[i] = syncproto.MutationResult{ID: fmt.Sprint(i), Status: syncproto.StatusApplied, Seq: int64(i + 1),
+			Conflicts: []syncproto.Conflict{{Field: "notes", Winner: syncproto.Version{Value: big}, Loser: syncproto.Version{Value: big}}}}
+	}
+	b, err := syncproto.Encode(resultMessage(1, results))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > syncproto.MaxFrameBytes {
+		t.Fatalf("result of %d bytes exceeds a frame", len(b))
+	}
+	if len(results[0].Conflicts[0].Loser.Value) == 0 || len(results[99].Conflicts[0].Loser.Value) != 0 {
+		t.Fatal("want the first conflicts whole and the last ones without values")
+	}
+}

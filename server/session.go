@@ -201,7 +201,7 @@ gather:
 	}
 	for _, p := range group {
 		n := len(p.Push.Mutations)
-		s.send(&syncproto.Message{Type: syncproto.TypeResult, Re: p.Re, Result: &syncproto.Result{Results: results[:n:n]}})
+		s.send(resultMessage(p.Re, results[:n:n]))
 		results = results[n:]
 	}
 	return next, nil
@@ -315,4 +315,21 @@ func closeCode(c syncproto.Code) int {
 		return 4029
 	}
 	return websocket.ClosePolicyViolation
+}
+
+// resultMessage answers a push. Conflicts carry both values, which could
+// make the frame too large for the device to read — and it would then
+// retry the push forever. Past half a frame of values, conflicts are sent
+// without them (the server keeps them whole for review).
+func resultMessage(re uint64, results []syncproto.MutationResult) *syncproto.Message {
+	budget := syncproto.MaxFrameBytes / 2
+	for i := range results {
+		for j := range results[i].Conflicts {
+			c := &results[i].Conflicts[j]
+			if budget -= len(c.Winner.Value) + len(c.Loser.Value); budget < 0 {
+				c.Winner.Value, c.Loser.Value = nil, nil
+			}
+		}
+	}
+	return &syncproto.Message{Type: syncproto.TypeResult, Re: re, Result: &syncproto.Result{Results: results}}
 }
