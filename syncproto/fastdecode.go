@@ -6,14 +6,16 @@ import (
 	"strconv"
 )
 
-// decodePage parses a page or changes frame in exactly the form appendPage
-// writes — the bulk of what a client receives — without encoding/json's
-// reflection. It reports false for anything else, and Decode then parses
-// the frame with encoding/json, so the two must agree (fuzz_test.go checks
-// that they do). Every change's data and stamps are checked to be valid
-// JSON. The returned message aliases frame.
+// The fast parsers read the two frames that carry bulk — pages (what a
+// client receives) and pushes (what a server receives) — in exactly the form
+// this package and the Go client write them, without encoding/json's
+// reflection. They report false for anything else, and Decode then parses
+// the frame with encoding/json; fuzz tests check the two agree. Every raw
+// value is checked to be valid JSON. The messages they return alias frame.
+
+// decodePage parses a page or changes frame as appendPage writes it.
 func decodePage(frame []byte) (*Message, bool) {
-	p := pageParser{b: frame}
+	p := fastParser{b: frame}
 	m := &Message{Page: &Page{}}
 	switch {
 	case p.lit(`{"type":"page"`):
@@ -23,62 +25,43 @@ func decodePage(frame []byte) (*Message, bool) {
 	default:
 		return nil, false
 	}
-	if p.lit(`,"re":`) {
-		n, ok := p.uint()
-		if !ok {
-			return nil, false
-		}
-		m.Re = n
-	}
-	if !p.lit(`,"page":{"changes":[`) {
-		return nil, false
-	}
-	for i := 0; !p.lit(`]`); i++ {
-		if i > 0 && !p.lit(`,`) {
-			return nil, false
-		}
+	ok := p.re(m) && p.lit(`,"page":{"changes":[`) && p.list(`]`, func() bool {
 		c, ok := p.change()
-		if !ok {
-			return nil, false
-		}
 		m.Page.Changes = append(m.Page.Changes, c)
-	}
-	if !p.lit(`,"cursors":{`) {
+		return ok
+	}) && p.lit(`,"cursors":{`)
+	if !ok {
 		return nil, false
 	}
-	m.Page.Cursors = map[string]int64{}
-	for i := 0; !p.lit(`}`); i++ {
-		if i > 0 && !p.lit(`,`) {
-			return nil, false
-		}
-		scope, ok := p.plainString()
-		if !ok || !p.lit(`:`) {
-			return nil, false
-		}
-		if _, dup := m.Page.Cursors[scope]; dup {
-			return nil, false
-		}
-		n, ok := p.uint()
-		if !ok {
-			return nil, false
-		}
-		m.Page.Cursors[scope] = int64(n)
-	}
-	if p.lit(`,"more":true`) {
-		m.Page.More = true
-	}
-	if !p.lit(`}}`) || p.i != len(p.b) {
+	if m.Page.Cursors, ok = members(&p, p.int64); !ok {
 		return nil, false
 	}
-	return m, true
+	m.Page.More = p.lit(`,"more":true`)
+	return m, p.end(`}}`)
 }
 
-type pageParser struct {
+// decodePush parses a push frame as the Go client writes it: each mutation
+// as encoding/json writes a Mutation.
+func decodePush(frame []byte) (*Message, bool) {
+	p := fastParser{b: frame}
+	m := &Message{Type: TypePush, Push: &Push{}}
+	ok := p.lit(`{"type":"push"`) && p.re(m) && p.lit(`,"push":{"mutations":[`) && p.list(`]`, func() bool {
+		mut, ok := p.mutation()
+		m.Push.Mutations = append(m.Push.Mutations, mut)
+		return ok
+	})
+	if !ok {
+		return nil, false
+	}
+	return m, p.end(`}}`)
+}
+
+type fastParser struct {
 	b []byte
 	i int
 }
 
-func (p *pageParser) lit(s string) bool {
+func (p *fastParser) lit(s string) bool {
 	if len(p.b)-p.i >= len(s) && string(p.b[p.i:p.i+len(s)]) == s {
 		p.i += len(s)
 		return true
@@ -86,8 +69,49 @@ func (p *pageParser) lit(s string) bool {
 	return false
 }
 
+// end reads s, which must close the frame.
+func (p *fastParser) end(s string) bool { return p.lit(s) && p.i == len(p.b) }
+
+// re reads the optional request id.
+func (p *fastParser) re(m *Message) bool {
+	if !p.lit(`,"re":`) {
+		return true
+	}
+	n, ok := p.uint()
+	m.Re = n
+	return ok
+}
+
+// list reads comma-separated items with item until the closing literal.
+func (p *fastParser) list(closing string, item func() bool) bool {
+	for i := 0; !p.lit(closing); i++ {
+		if (i > 0 && !p.lit(`,`)) || !item() {
+			return false
+		}
+	}
+	return true
+}
+
+// members reads the members of an object whose "{" is already read, each
+// value with read; duplicate keys (which encoding/json would merge) refuse.
+func members[V any](p *fastParser, read func() (V, bool)) (map[string]V, bool) {
+	out := map[string]V{}
+	ok := p.list(`}`, func() bool {
+		k, ok := p.plainString()
+		if !ok || !p.lit(`:`) {
+			return false
+		}
+		if _, dup := out[k]; dup {
+			return false
+		}
+		out[k], ok = read()
+		return ok
+	})
+	return out, ok
+}
+
 // uint reads a non-negative integer without leading zeros that fits int64.
-func (p *pageParser) uint() (uint64, bool) {
+func (p *fastParser) uint() (uint64, bool) {
 	start := p.i
 	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
 		p.i++
@@ -100,8 +124,13 @@ func (p *pageParser) uint() (uint64, bool) {
 	return uint64(n), err == nil
 }
 
+func (p *fastParser) int64() (int64, bool) {
+	n, ok := p.uint()
+	return int64(n), ok
+}
+
 // plainString reads a quoted string with no escapes and no control bytes.
-func (p *pageParser) plainString() (string, bool) {
+func (p *fastParser) plainString() (string, bool) {
 	if !p.lit(`"`) {
 		return "", false
 	}
@@ -119,197 +148,26 @@ func (p *pageParser) plainString() (string, bool) {
 	return string(s), true
 }
 
-// object reads a JSON object and checks it is valid.
-func (p *pageParser) object() (json.RawMessage, bool) {
-	start, depth, inString := p.i, 0, false
-	for ; p.i < len(p.b); p.i++ {
-		c := p.b[p.i]
-		if inString {
-			switch c {
-			case '\\':
-				p.i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				p.i++
-				raw := p.b[start:p.i]
-				return raw, raw[0] == '{' && json.Valid(raw)
-			}
-		}
-	}
-	return nil, false
-}
-
-func (p *pageParser) change() (Change, bool) {
-	var c Change
-	var ok bool
-	if !p.lit(`{"collection":`) {
-		return c, false
-	}
-	if c.Collection, ok = p.plainString(); !ok || !p.lit(`,"id":`) {
-		return c, false
-	}
-	if c.ID, ok = p.plainString(); !ok || !p.lit(`,"seq":`) {
-		return c, false
-	}
-	seq, ok := p.uint()
+// stamp reads a stamp in its quoted text form.
+func (p *fastParser) stamp() (Stamp, bool) {
+	text, ok := p.plainString()
 	if !ok {
-		return c, false
+		return Stamp{}, false
 	}
-	c.Seq = int64(seq)
-	if p.lit(`,"data":`) {
-		if c.Data, ok = p.object(); !ok {
-			return c, false
-		}
-	}
-	if p.lit(`,"stamps":`) {
-		if c.Stamps, ok = p.object(); !ok {
-			return c, false
-		}
-	}
-	if p.lit(`,"deleted":`) {
-		text, ok := p.plainString()
-		if !ok {
-			return c, false
-		}
-		if c.Deleted, ok = parseStampOK(text); !ok || c.Deleted.IsZero() {
-			return c, false
-		}
-	}
-	if p.lit(`,"gone":true`) {
-		c.Gone = true
-	}
-	return c, p.lit(`}`)
-}
-
-func parseStampOK(text string) (Stamp, bool) {
 	s, err := ParseStamp(text)
 	return s, err == nil
 }
 
-// decodePush parses a push frame in exactly the form the Go client writes —
-// each mutation as encoding/json writes a Mutation — without reflection. It
-// reports false for anything else, and Decode falls back to encoding/json;
-// fuzz_test.go checks the two agree. The message aliases frame.
-func decodePush(frame []byte) (*Message, bool) {
-	p := pageParser{b: frame}
-	m := &Message{Type: TypePush, Push: &Push{}}
-	if !p.lit(`{"type":"push"`) {
+// object reads a JSON object.
+func (p *fastParser) object() (json.RawMessage, bool) {
+	if p.i >= len(p.b) || p.b[p.i] != '{' {
 		return nil, false
 	}
-	if p.lit(`,"re":`) {
-		n, ok := p.uint()
-		if !ok {
-			return nil, false
-		}
-		m.Re = n
-	}
-	if !p.lit(`,"push":{"mutations":[`) {
-		return nil, false
-	}
-	for i := 0; !p.lit(`]`); i++ {
-		if i > 0 && !p.lit(`,`) {
-			return nil, false
-		}
-		mut, ok := p.mutation()
-		if !ok {
-			return nil, false
-		}
-		m.Push.Mutations = append(m.Push.Mutations, mut)
-	}
-	if !p.lit(`}}`) || p.i != len(p.b) {
-		return nil, false
-	}
-	return m, true
-}
-
-func (p *pageParser) mutation() (Mutation, bool) {
-	var m Mutation
-	var ok bool
-	if !p.lit(`{"id":`) {
-		return m, false
-	}
-	if m.ID, ok = p.plainString(); !ok || !p.lit(`,"collection":`) {
-		return m, false
-	}
-	if m.Collection, ok = p.plainString(); !ok || !p.lit(`,"record":`) {
-		return m, false
-	}
-	if m.Record, ok = p.plainString(); !ok || !p.lit(`,"op":`) {
-		return m, false
-	}
-	op, ok := p.plainString()
-	if !ok {
-		return m, false
-	}
-	m.Op = Op(op)
-	if p.lit(`,"data":{`) {
-		m.Data = map[string]json.RawMessage{}
-		for i := 0; !p.lit(`}`); i++ {
-			if i > 0 && !p.lit(`,`) {
-				return m, false
-			}
-			f, ok := p.plainString()
-			if !ok || !p.lit(`:`) {
-				return m, false
-			}
-			if _, dup := m.Data[f]; dup {
-				return m, false
-			}
-			v, ok := p.value()
-			if !ok {
-				return m, false
-			}
-			m.Data[f] = v
-		}
-	}
-	if !p.lit(`,"stamp":`) {
-		return m, false
-	}
-	text, ok := p.plainString()
-	if !ok {
-		return m, false
-	}
-	if m.Stamp, ok = parseStampOK(text); !ok {
-		return m, false
-	}
-	if p.lit(`,"base":{`) {
-		m.Base = map[string]Stamp{}
-		for i := 0; !p.lit(`}`); i++ {
-			if i > 0 && !p.lit(`,`) {
-				return m, false
-			}
-			f, ok := p.plainString()
-			if !ok || !p.lit(`:`) {
-				return m, false
-			}
-			if _, dup := m.Base[f]; dup {
-				return m, false
-			}
-			text, ok := p.plainString()
-			if !ok {
-				return m, false
-			}
-			if m.Base[f], ok = parseStampOK(text); !ok {
-				return m, false
-			}
-		}
-	}
-	return m, p.lit(`}`)
+	return p.value()
 }
 
 // value reads one JSON value of any kind and checks it is valid.
-func (p *pageParser) value() (json.RawMessage, bool) {
+func (p *fastParser) value() (json.RawMessage, bool) {
 	start, depth, inString := p.i, 0, false
 	for ; p.i < len(p.b); p.i++ {
 		c := p.b[p.i]
@@ -349,7 +207,7 @@ func (p *pageParser) value() (json.RawMessage, bool) {
 	return nil, false
 }
 
-func (p *pageParser) valid(start int) (json.RawMessage, bool) {
+func (p *fastParser) valid(start int) (json.RawMessage, bool) {
 	raw := p.b[start:p.i]
 	if len(raw) == 0 || isSpace(raw[0]) || isSpace(raw[len(raw)-1]) {
 		return nil, false // encoding/json would trim it: leave such frames to it
@@ -358,3 +216,76 @@ func (p *pageParser) valid(start int) (json.RawMessage, bool) {
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func (p *fastParser) change() (Change, bool) {
+	var c Change
+	var ok bool
+	if !p.lit(`{"collection":`) {
+		return c, false
+	}
+	if c.Collection, ok = p.plainString(); !ok || !p.lit(`,"id":`) {
+		return c, false
+	}
+	if c.ID, ok = p.plainString(); !ok || !p.lit(`,"seq":`) {
+		return c, false
+	}
+	if c.Seq, ok = p.int64(); !ok {
+		return c, false
+	}
+	if p.lit(`,"data":`) {
+		if c.Data, ok = p.object(); !ok {
+			return c, false
+		}
+	}
+	if p.lit(`,"stamps":`) {
+		if c.Stamps, ok = p.object(); !ok {
+			return c, false
+		}
+	}
+	if p.lit(`,"deleted":`) {
+		if c.Deleted, ok = p.stamp(); !ok || c.Deleted.IsZero() {
+			return c, false
+		}
+	}
+	c.Gone = p.lit(`,"gone":true`)
+	return c, p.lit(`}`)
+}
+
+func (p *fastParser) mutation() (Mutation, bool) {
+	var m Mutation
+	var ok bool
+	if !p.lit(`{"id":`) {
+		return m, false
+	}
+	if m.ID, ok = p.plainString(); !ok || !p.lit(`,"collection":`) {
+		return m, false
+	}
+	if m.Collection, ok = p.plainString(); !ok || !p.lit(`,"record":`) {
+		return m, false
+	}
+	if m.Record, ok = p.plainString(); !ok || !p.lit(`,"op":`) {
+		return m, false
+	}
+	op, ok := p.plainString()
+	if !ok {
+		return m, false
+	}
+	m.Op = Op(op)
+	if p.lit(`,"data":{`) {
+		if m.Data, ok = members(p, p.value); !ok {
+			return m, false
+		}
+	}
+	if !p.lit(`,"stamp":`) {
+		return m, false
+	}
+	if m.Stamp, ok = p.stamp(); !ok {
+		return m, false
+	}
+	if p.lit(`,"base":{`) {
+		if m.Base, ok = members(p, p.stamp); !ok {
+			return m, false
+		}
+	}
+	return m, p.lit(`}`)
+}
