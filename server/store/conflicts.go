@@ -27,9 +27,9 @@ func (s *Store) Conflicts(ctx context.Context, after int64, limit int, open bool
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.Reader.QueryContext(ctx, `SELECT id, collection, record_id, field, winner_value, winner_deleted,
-		winner_stamp, loser_value, loser_deleted, loser_stamp, mutation_id, detected_at, resolved_at IS NOT NULL
-		FROM conflicts WHERE id > ? AND (NOT ? OR resolved_at IS NULL) ORDER BY id LIMIT ?`, after, open, limit)
+	rows, err := s.db.Reader.QueryContext(ctx, `SELECT id, collection, record_id, mutation_id, detected_at,
+		resolved_at IS NOT NULL, `+conflictColumns+` FROM conflicts
+		WHERE id > ? AND (NOT ? OR resolved_at IS NULL) ORDER BY id LIMIT ?`, after, open, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list conflicts: %w", err)
 	}
@@ -37,29 +37,44 @@ func (s *Store) Conflicts(ctx context.Context, after int64, limit int, open bool
 	var out []ConflictRecord
 	for rows.Next() {
 		var (
-			c                       ConflictRecord
-			winner, loser           sql.NullString
-			winnerStamp, loserStamp string
-			detected                int64
+			c        ConflictRecord
+			detected int64
 		)
-		if err := rows.Scan(&c.ID, &c.Collection, &c.Record, &c.Conflict.Field, &winner, &c.Conflict.Winner.Deleted,
-			&winnerStamp, &loser, &c.Conflict.Loser.Deleted, &loserStamp, &c.Mutation, &detected, &c.Resolved); err != nil {
+		c.Conflict, err = scanConflict(rows, &c.ID, &c.Collection, &c.Record, &c.Mutation, &detected, &c.Resolved)
+		if err != nil {
 			return nil, fmt.Errorf("list conflicts: %w", err)
-		}
-		if winner.Valid {
-			c.Conflict.Winner.Value = []byte(winner.String)
-		}
-		if loser.Valid {
-			c.Conflict.Loser.Value = []byte(loser.String)
-		}
-		if c.Conflict.Winner.Stamp, err = syncproto.ParseStamp(winnerStamp); err != nil {
-			return nil, fmt.Errorf("list conflicts: %d: %w", c.ID, err)
-		}
-		if c.Conflict.Loser.Stamp, err = syncproto.ParseStamp(loserStamp); err != nil {
-			return nil, fmt.Errorf("list conflicts: %d: %w", c.ID, err)
 		}
 		c.DetectedAt = time.UnixMilli(detected).UTC()
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// conflictColumns are the columns scanConflict reads, last in a SELECT.
+const conflictColumns = `field, winner_value, winner_deleted, winner_stamp, loser_value, loser_deleted, loser_stamp`
+
+// scanConflict scans a row whose last columns are conflictColumns, the
+// others into before.
+func scanConflict(rows *sql.Rows, before ...any) (syncproto.Conflict, error) {
+	var (
+		c                       syncproto.Conflict
+		winner, loser           sql.NullString
+		winnerStamp, loserStamp string
+	)
+	dest := append(before, &c.Field, &winner, &c.Winner.Deleted, &winnerStamp, &loser, &c.Loser.Deleted, &loserStamp)
+	if err := rows.Scan(dest...); err != nil {
+		return c, err
+	}
+	if winner.Valid {
+		c.Winner.Value = []byte(winner.String)
+	}
+	if loser.Valid {
+		c.Loser.Value = []byte(loser.String)
+	}
+	var err error
+	if c.Winner.Stamp, err = syncproto.ParseStamp(winnerStamp); err != nil {
+		return c, err
+	}
+	c.Loser.Stamp, err = syncproto.ParseStamp(loserStamp)
+	return c, err
 }

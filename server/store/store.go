@@ -287,32 +287,15 @@ func sameFields(rec syncproto.Record, m *syncproto.Mutation) bool {
 
 // conflictsOf returns the conflicts a mutation met when it was applied.
 func conflictsOf(ctx context.Context, tx *sqlitedb.Tx, mutation string) ([]syncproto.Conflict, error) {
-	rows, err := tx.Query(ctx, `SELECT field, winner_value, winner_deleted, winner_stamp, loser_value, loser_deleted,
-		loser_stamp FROM conflicts WHERE mutation_id = ? ORDER BY id`, mutation)
+	rows, err := tx.Query(ctx, `SELECT `+conflictColumns+` FROM conflicts WHERE mutation_id = ? ORDER BY id`, mutation)
 	if err != nil {
 		return nil, fmt.Errorf("conflicts of %s: %w", mutation, err)
 	}
 	defer rows.Close()
 	var out []syncproto.Conflict
 	for rows.Next() {
-		var (
-			c                       syncproto.Conflict
-			winner, loser           sql.NullString
-			winnerStamp, loserStamp string
-		)
-		if err := rows.Scan(&c.Field, &winner, &c.Winner.Deleted, &winnerStamp, &loser, &c.Loser.Deleted, &loserStamp); err != nil {
-			return nil, fmt.Errorf("conflicts of %s: %w", mutation, err)
-		}
-		if winner.Valid {
-			c.Winner.Value = []byte(winner.String)
-		}
-		if loser.Valid {
-			c.Loser.Value = []byte(loser.String)
-		}
-		if c.Winner.Stamp, err = syncproto.ParseStamp(winnerStamp); err != nil {
-			return nil, fmt.Errorf("conflicts of %s: %w", mutation, err)
-		}
-		if c.Loser.Stamp, err = syncproto.ParseStamp(loserStamp); err != nil {
+		c, err := scanConflict(rows)
+		if err != nil {
 			return nil, fmt.Errorf("conflicts of %s: %w", mutation, err)
 		}
 		out = append(out, c)
