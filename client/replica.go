@@ -55,20 +55,26 @@ func (r row) confirmed(collection, id string) (syncproto.Record, error) {
 }
 
 func loadPending(ctx context.Context, tx *sqlitedb.Tx, collection, id string) ([]syncproto.Mutation, error) {
-	rows, err := tx.Query(ctx, `SELECT body FROM outbox WHERE collection = ? AND record_id = ? ORDER BY seq`, collection, id)
+	return decodeOutbox(ctx, tx, `SELECT body FROM outbox WHERE collection = ? AND record_id = ? ORDER BY seq`, collection, id)
+}
+
+// decodeOutbox returns, in order, the queued writes whose bodies query
+// selects.
+func decodeOutbox(ctx context.Context, tx *sqlitedb.Tx, query string, args ...any) ([]syncproto.Mutation, error) {
+	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("pending %s/%s: %w", collection, id, err)
+		return nil, fmt.Errorf("outbox: %w", err)
 	}
 	defer rows.Close()
 	var out []syncproto.Mutation
 	for rows.Next() {
 		var body []byte
 		if err := rows.Scan(&body); err != nil {
-			return nil, fmt.Errorf("pending %s/%s: %w", collection, id, err)
+			return nil, fmt.Errorf("outbox: %w", err)
 		}
 		var m syncproto.Mutation
 		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fmt.Errorf("pending %s/%s: %w", collection, id, err)
+			return nil, fmt.Errorf("outbox: %w", err)
 		}
 		out = append(out, m)
 	}
@@ -473,24 +479,7 @@ const maxPushBytes = syncproto.MaxFrameBytes / 4
 
 // pendingTx returns, decoded, every queued write the server has not applied.
 func (c *Client) pendingTx(ctx context.Context, tx *sqlitedb.Tx) ([]syncproto.Mutation, error) {
-	rows, err := tx.Query(ctx, `SELECT body FROM outbox WHERE acked_seq IS NULL ORDER BY seq`)
-	if err != nil {
-		return nil, fmt.Errorf("outbox: %w", err)
-	}
-	defer rows.Close()
-	var out []syncproto.Mutation
-	for rows.Next() {
-		var body []byte
-		if err := rows.Scan(&body); err != nil {
-			return nil, fmt.Errorf("outbox: %w", err)
-		}
-		var m syncproto.Mutation
-		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fmt.Errorf("outbox: %w", err)
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return decodeOutbox(ctx, tx, `SELECT body FROM outbox WHERE acked_seq IS NULL ORDER BY seq`)
 }
 
 // cursors returns the replica's cursor per scope.
