@@ -348,7 +348,7 @@ func loadRecords(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation
 	for _, m := range muts {
 		args = append(args, m.Collection, m.Record)
 	}
-	rows, err := tx.Query(ctx, `SELECT collection, id, seq, rid, data, stamps, deleted FROM records
+	rows, err := tx.Query(ctx, `SELECT `+recordColumns+` FROM records
 		WHERE (collection, id) IN (VALUES `+sqlitedb.Placeholders(len(muts), "(?, ?)")+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load records: %w", err)
@@ -356,24 +356,11 @@ func loadRecords(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation
 	defer rows.Close()
 	out := make(map[recordKey]current, len(muts))
 	for rows.Next() {
-		var (
-			ch           syncproto.Change
-			rid          int64
-			deleted      string
-			data, stamps []byte
-		)
-		if err := rows.Scan(&ch.Collection, &ch.ID, &ch.Seq, &rid, &data, &stamps, &deleted); err != nil {
+		k, cur, err := scanRecord(rows)
+		if err != nil {
 			return nil, fmt.Errorf("load records: %w", err)
 		}
-		ch.Data, ch.Stamps = data, stamps
-		if ch.Deleted, err = syncproto.ParseStamp(deleted); err != nil {
-			return nil, fmt.Errorf("load %s/%s: %w", ch.Collection, ch.ID, err)
-		}
-		rec, err := ch.Record()
-		if err != nil {
-			return nil, fmt.Errorf("load %s/%s: %w", ch.Collection, ch.ID, err)
-		}
-		out[recordKey{ch.Collection, ch.ID}] = current{rec: rec, seq: ch.Seq, rid: rid}
+		out[k] = cur
 	}
 	return out, rows.Err()
 }
@@ -389,42 +376,43 @@ func nullRaw(v json.RawMessage) any {
 	return string(v)
 }
 
-type rowScanner interface {
-	QueryRowContext(ctx context.Context, args ...any) *sql.Row
-}
+// recordColumns are the columns scanRecord reads.
+const recordColumns = `collection, id, seq, rid, data, stamps, deleted`
 
-func loadRecord(ctx context.Context, q rowScanner, collection, id string) (syncproto.Record, int64, error) {
+// scanRecord decodes a row of recordColumns.
+func scanRecord(row interface{ Scan(...any) error }) (recordKey, current, error) {
 	var (
-		seq                   int64
-		data, stamps, deleted string
+		k            recordKey
+		cur          current
+		deleted      string
+		data, stamps []byte
 	)
-	err := q.QueryRowContext(ctx, collection, id).Scan(&seq, &data, &stamps, &deleted)
-	if errors.Is(err, sql.ErrNoRows) {
-		return syncproto.Record{}, 0, nil
+	if err := row.Scan(&k.collection, &k.id, &cur.seq, &cur.rid, &data, &stamps, &deleted); err != nil {
+		return k, cur, err
 	}
-	if err != nil {
-		return syncproto.Record{}, 0, fmt.Errorf("load %s/%s: %w", collection, id, err)
-	}
-	ch := syncproto.Change{Collection: collection, ID: id, Seq: seq, Data: []byte(data), Stamps: []byte(stamps)}
+	ch := syncproto.Change{Collection: k.collection, ID: k.id, Data: data, Stamps: stamps}
+	var err error
 	if ch.Deleted, err = syncproto.ParseStamp(deleted); err != nil {
-		return syncproto.Record{}, 0, fmt.Errorf("load %s/%s: %w", collection, id, err)
+		return k, cur, fmt.Errorf("record %s/%s: %w", k.collection, k.id, err)
 	}
-	rec, err := ch.Record()
-	if err != nil {
-		return syncproto.Record{}, 0, fmt.Errorf("load %s/%s: %w", collection, id, err)
+	if cur.rec, err = ch.Record(); err != nil {
+		return k, cur, fmt.Errorf("record %s/%s: %w", k.collection, k.id, err)
 	}
-	return rec, seq, nil
+	return k, cur, nil
 }
 
 // Get returns the current state of a record and its seq; a record never
 // written is the zero Record with seq 0.
 func (s *Store) Get(ctx context.Context, collection, id string) (syncproto.Record, int64, error) {
-	stmt, err := s.db.Reader.PrepareContext(ctx, `SELECT seq, data, stamps, deleted FROM records WHERE collection = ? AND id = ?`)
+	_, cur, err := scanRecord(s.db.Reader.QueryRowContext(ctx,
+		`SELECT `+recordColumns+` FROM records WHERE collection = ? AND id = ?`, collection, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return syncproto.Record{}, 0, nil
+	}
 	if err != nil {
 		return syncproto.Record{}, 0, fmt.Errorf("get %s/%s: %w", collection, id, err)
 	}
-	defer stmt.Close()
-	return loadRecord(ctx, stmt, collection, id)
+	return cur.rec, cur.seq, nil
 }
 
 // Pull returns up to limit changes after the cursors, in sequence order, and
