@@ -233,9 +233,7 @@ func (c *Clock) Observe(s Stamp) {
 	if s.Wall > limit {
 		s = Stamp{Wall: limit, Counter: 0xffff}
 	}
-	if s.Wall > c.last.Wall || (s.Wall == c.last.Wall && s.Counter > c.last.Counter) {
-		c.last = Stamp{Wall: s.Wall, Counter: s.Counter, Node: c.node}
-	}
+	c.advance(s)
 }
 
 // Admit is the server's rule for a stamp arriving on a device's write. A stamp
@@ -251,9 +249,7 @@ func (c *Clock) Admit(s Stamp) (Stamp, bool) {
 		t := c.tick(pt)
 		return Stamp{Wall: t.Wall, Counter: t.Counter, Node: s.Node}, true
 	}
-	if s.Wall > c.last.Wall || (s.Wall == c.last.Wall && s.Counter > c.last.Counter) {
-		c.last = Stamp{Wall: s.Wall, Counter: s.Counter, Node: c.node}
-	}
+	c.advance(s)
 	return s, false
 }
 
@@ -274,9 +270,7 @@ func (c *Clock) NowAfter(seen ...Stamp) Stamp {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range seen {
-		if s.Wall > c.last.Wall || (s.Wall == c.last.Wall && s.Counter > c.last.Counter) {
-			c.last = Stamp{Wall: s.Wall, Counter: s.Counter, Node: c.node}
-		}
+		c.advance(s)
 	}
 	return c.tick(c.physical())
 }
@@ -287,8 +281,14 @@ func (c *Clock) NowAfter(seen ...Stamp) Stamp {
 func (c *Clock) Restore(last Stamp) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if last.Wall > c.last.Wall || (last.Wall == c.last.Wall && last.Counter > c.last.Counter) {
-		c.last = Stamp{Wall: last.Wall, Counter: last.Counter, Node: c.node}
+	c.advance(last)
+}
+
+// advance moves the clock's memory up to s's time, if that is later; the
+// node stays this clock's. The caller holds c.mu.
+func (c *Clock) advance(s Stamp) {
+	if s.Wall > c.last.Wall || (s.Wall == c.last.Wall && s.Counter > c.last.Counter) {
+		c.last = Stamp{Wall: s.Wall, Counter: s.Counter, Node: c.node}
 	}
 }
 
