@@ -15,7 +15,7 @@ run: build
 	@echo
 	@echo "Ponte is starting: open http://$(ADDR)/ for its status page (Ctrl-C stops it)."
 	@echo "In another terminal, sync a tablet replica with it:"
-	@echo "  bin/ponte client --replica tablet-a.db put persons p1 '{\"given_name\":\"أمينة\",\"family_name\":\"Haddad\"}'"
+	@echo "  bin/ponte client --replica tablet-a.db put persons 018f3a2b-7c4d-7e5f-8a9b-0c1d2e3f4a5b '{\"site_id\":\"3f2b8c1e-5d4a-4e1b-9c2d-7a6b5c4d3e2f\",\"given_name\":\"أمينة\",\"family_name\":\"حداد\"}'"
 	@echo "  bin/ponte client --replica tablet-a.db --server ws://$(ADDR)/sync --token \$$(cat .demo-token) sync"
 	@echo "  bin/ponte client --replica tablet-a.db status"
 	@echo "A second tablet needs a token of its own: bin/ponte admin token --db $(DB) --user demo"
@@ -29,9 +29,11 @@ test:
 
 # Each fuzz target for FUZZTIME.
 fuzz:
-	@for target in $$($(GO) test -list '^Fuzz' ./syncproto | grep '^Fuzz'); do \
-		echo "fuzz $$target"; \
-		$(GO) test ./syncproto -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	@for pkg in ./syncproto ./records; do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$target"; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) || exit 1; \
+		done; \
 	done
 
 # The end-to-end benchmark: a real server process and real clients on loopback.

@@ -31,7 +31,9 @@ var ErrNotFound = errors.New("record not found")
 
 // ErrInvalidWrite is returned by Write (with the syncproto error that says
 // why) for a write that cannot be stored: a bad collection, id or field
-// name, a value that is not JSON, or one too large. Nothing was written.
+// name, a value that is not JSON, one too large, or a record that would
+// break the Schema's rules (the error's Fields name each field). Nothing
+// was written.
 var ErrInvalidWrite = errors.New("invalid write")
 
 // Options configure a Client. Only Server and Token are needed to sync; a
@@ -49,6 +51,11 @@ type Options struct {
 	// 0 means syncproto.MaxPage. Smaller pages mean a slow link loses less
 	// of an interrupted catch-up.
 	PageSize int
+	// Schema, if set, checks every write before it is accepted: a write
+	// whose record would break its rules fails with ErrInvalidWrite and an
+	// *syncproto.Error naming each field at fault. Apps set records.Schema;
+	// the server checks again either way.
+	Schema syncproto.Schema
 	// OnEvent, if set, receives events in order on a goroutine of its own,
 	// never on the sync loop: a slow handler delays events, not syncing.
 	OnEvent func(Event)
@@ -141,6 +148,11 @@ func (c *Client) Node() string { return c.node }
 
 // Localizer returns the localizer for the client's language.
 func (c *Client) Localizer() *i18n.Localizer { return c.loc }
+
+// Direction returns "rtl" or "ltr": how to lay out text in the client's
+// language, as its locale file declares (Arabic, Urdu, Persian and Pashto
+// are right to left).
+func (c *Client) Direction() string { return locales.Direction(c.loc) }
 
 // Op is one write: a partial update of Fields, or a delete.
 type Op struct {

@@ -124,6 +124,11 @@ func (c *Client) writeLocal(ctx context.Context, tx *sqlitedb.Tx, m *syncproto.M
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("write %s/%s: %w: %w", m.Collection, m.Record, ErrInvalidWrite, err)
 	}
+	if c.opts.Schema != nil && m.Op == syncproto.OpPut {
+		if err := c.opts.Schema.Check(m.Collection, m.Record, syncproto.Intent(visible, m), c.opts.Now()); err != nil {
+			return fmt.Errorf("write %s/%s: %w: %w", m.Collection, m.Record, ErrInvalidWrite, err)
+		}
+	}
 	body, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("write %s/%s: %w", m.Collection, m.Record, err)
@@ -354,9 +359,13 @@ func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []queue
 				}
 			}
 		case syncproto.StatusRejected:
-			if _, err := tx.Exec(ctx, `INSERT INTO rejected (id, collection, record_id, body, code, message, rejected_at)
-				SELECT id, collection, record_id, body, ?, ?, ? FROM outbox WHERE id = ? ON CONFLICT DO NOTHING`,
-				string(r.Code), r.Message, now, m.id); err != nil {
+			fields, err := json.Marshal(r.Fields)
+			if err != nil || r.Fields == nil {
+				fields = []byte("[]")
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO rejected (id, collection, record_id, body, code, message, fields, rejected_at)
+				SELECT id, collection, record_id, body, ?, ?, ?, ? FROM outbox WHERE id = ? ON CONFLICT DO NOTHING`,
+				string(r.Code), r.Message, string(fields), now, m.id); err != nil {
 				return nil, fmt.Errorf("result %s: keep rejected: %w", m.id, err)
 			}
 			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ?`, m.id); err != nil {

@@ -248,6 +248,9 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, *syncproto.Welcome,
 		if err := setMeta(ctx, tx, "clock_offset", strconv.FormatInt(offset.Milliseconds(), 10)); err != nil {
 			return err
 		}
+		if err := setMeta(ctx, tx, "user", m.Welcome.User); err != nil {
+			return err
+		}
 		if err := c.checkServer(ctx, tx, m.Welcome); err != nil {
 			return err
 		}

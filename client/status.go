@@ -147,12 +147,15 @@ type Rejection struct {
 	Record     string             `json:"record"`
 	Code       syncproto.Code     `json:"code"`
 	Message    string             `json:"message"` // localised by the server
-	RejectedAt time.Time          `json:"rejected_at"`
+	// Fields, for CodeInvalid, name each field at fault and the rule it
+	// breaks, with the server's localised message.
+	Fields     []syncproto.FieldError `json:"fields,omitempty"`
+	RejectedAt time.Time              `json:"rejected_at"`
 }
 
 // Rejected returns the writes the server refused, oldest first.
 func (c *Client) Rejected(ctx context.Context) ([]Rejection, error) {
-	rows, err := c.db.Reader.QueryContext(ctx, `SELECT collection, record_id, body, code, message, rejected_at FROM rejected ORDER BY rejected_at, id`)
+	rows, err := c.db.Reader.QueryContext(ctx, `SELECT collection, record_id, body, code, message, fields, rejected_at FROM rejected ORDER BY rejected_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("rejected: %w", err)
 	}
@@ -160,9 +163,12 @@ func (c *Client) Rejected(ctx context.Context) ([]Rejection, error) {
 	var out []Rejection
 	for rows.Next() {
 		var r Rejection
-		var body []byte
+		var body, fields []byte
 		var at int64
-		if err := rows.Scan(&r.Collection, &r.Record, &body, &r.Code, &r.Message, &at); err != nil {
+		if err := rows.Scan(&r.Collection, &r.Record, &body, &r.Code, &r.Message, &fields, &at); err != nil {
+			return nil, fmt.Errorf("rejected: %w", err)
+		}
+		if err := json.Unmarshal(fields, &r.Fields); err != nil {
 			return nil, fmt.Errorf("rejected: %w", err)
 		}
 		if err := json.Unmarshal(body, &r.Mutation); err != nil {

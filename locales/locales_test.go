@@ -27,6 +27,13 @@ var rtl = map[string]bool{"ar": true, "fa": true, "ps": true, "ur": true}
 // sampleTime stands in for {{.Time}} when messages are rendered.
 const sampleTime = "14:05"
 
+// sampleData stands in for every template field a message may use.
+func sampleData(count any) map[string]any {
+	return map[string]any{"Count": count, "Time": sampleTime, "Live": 2, "URL": "wss://example.org/sync",
+		"Field": "birth_date", "Param": "2026-11-23", "Command": "frobnicate", "SyncURL": "ws://127.0.0.1:8080/sync",
+		"DB": "ponte.db", "Device": "dev-1", "User": "giulia"}
+}
+
 // pluralCounts are the counts every plural message is localised with. The
 // integers up to 200 reach every integer form of the languages we ship
 // (Arabic's "many" stops at 99, its "other" starts at 100; Ukrainian's forms
@@ -307,7 +314,7 @@ func TestCatalogue_PluralMessagesHaveEveryCLDRForm(t *testing.T) {
 					s, tag, err := l.LocalizeWithTag(&i18n.LocalizeConfig{
 						MessageID:    id,
 						PluralCount:  n,
-						TemplateData: map[string]any{"Count": n, "Time": sampleTime, "Live": 2, "URL": "wss://example.org/sync"},
+						TemplateData: sampleData(n),
 					})
 					if err == nil && tag != wantTag {
 						err = fmt.Errorf("localised in %s, not %s", tag, wantTag)
@@ -347,7 +354,7 @@ func TestCatalogue_MessagesKeepTemplateFields(t *testing.T) {
 		}
 		want[id] = slices.Sorted(maps.Keys(set))
 	}
-	data := map[string]any{"Count": 3, "Time": sampleTime, "Live": 2, "URL": "wss://example.org/sync"}
+	data := sampleData(3)
 	for _, lang := range slices.Sorted(maps.Keys(cat)) {
 		lf := cat[lang]
 		t.Run(lang, func(t *testing.T) {

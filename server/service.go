@@ -15,11 +15,14 @@ import (
 
 // Config says where a Service listens and keeps its data.
 type Config struct {
-	Addr    string // e.g. 127.0.0.1:8080; port 0 picks a free one
-	DBPath  string
-	Logger  *slog.Logger
-	Now     func() time.Time // the server's clock; nil means time.Now
-	Options Options          // connection tuning; Logger and Now are filled in
+	Addr   string // e.g. 127.0.0.1:8080; port 0 picks a free one
+	DBPath string
+	Logger *slog.Logger
+	Now    func() time.Time // the server's clock; nil means time.Now
+	// Schema, if set, checks every put before it is applied (see
+	// store.Options); `ponte serve` sets records.Schema.
+	Schema  syncproto.Schema
+	Options Options // connection tuning; Logger and Now are filled in
 }
 
 // Service is the whole server wired together: store, hub, sync server and
@@ -42,7 +45,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		cfg.Logger = slog.Default()
 	}
 	svc := &Service{}
-	st, err := store.Open(ctx, cfg.DBPath, store.Options{Now: cfg.Now,
+	st, err := store.Open(ctx, cfg.DBPath, store.Options{Now: cfg.Now, Schema: cfg.Schema,
 		OnCommit: func(cs []syncproto.Change) { svc.Hub.Broadcast(cs) }})
 	if err != nil {
 		return nil, err

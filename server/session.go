@@ -196,7 +196,10 @@ gather:
 		r := &results[i]
 		if r.Status == syncproto.StatusRejected {
 			s.log.Info("mutation rejected", "mutation", r.ID, "code", r.Code, "detail", r.Message)
-			r.Message = locales.Text(s.loc, r.Code.MessageID(), nil)
+			for i := range r.Fields {
+				r.Fields[i].Message = locales.FieldText(s.loc, r.Fields[i])
+			}
+			r.Message = locales.Explain(s.loc, r.Code, r.Fields)
 		}
 	}
 	for _, p := range group {

@@ -30,11 +30,13 @@ const (
 )
 
 // Error is an application error with a code. Message is for operators and
-// logs (English, may hold detail); people see the localised text of Code.
+// logs (English, may hold detail); people see the localised text of Code,
+// or of each of Fields when a write broke a Schema's rules.
 type Error struct {
 	Code    Code
 	Message string
 	Err     error
+	Fields  []FieldError
 }
 
 // Errorf returns an *Error with a formatted operator message.
@@ -59,7 +61,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Is makes errors.Is(err, ErrX) match any *Error with ErrX's code.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Message == "" && t.Err == nil && t.Code == e.Code
+	return ok && t.Message == "" && t.Err == nil && t.Fields == nil && t.Code == e.Code
 }
 
 // Sentinels for errors.Is: errors.Is(err, syncproto.ErrUnauthorized).

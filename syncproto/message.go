@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
 )
 
 // ProtocolVersion is the version of the protocol this package speaks. A peer
@@ -186,13 +187,14 @@ type Result struct {
 // mutation when it holds the record at Seq or later. Stamp is set when the
 // server replaced a stamp from a clock too far ahead (see MaxFuture).
 type MutationResult struct {
-	ID        string     `json:"id"`
-	Status    Status     `json:"status"`
-	Seq       int64      `json:"seq,omitempty"`
-	Stamp     Stamp      `json:"stamp,omitzero"`
-	Code      Code       `json:"code,omitempty"`
-	Message   string     `json:"message,omitempty"` // localised to the session's language
-	Conflicts []Conflict `json:"conflicts,omitempty"`
+	ID        string       `json:"id"`
+	Status    Status       `json:"status"`
+	Seq       int64        `json:"seq,omitempty"`
+	Stamp     Stamp        `json:"stamp,omitzero"`
+	Code      Code         `json:"code,omitempty"`
+	Message   string       `json:"message,omitempty"` // localised to the session's language
+	Fields    []FieldError `json:"fields,omitempty"`  // for CodeInvalid: each field and the rule it breaks
+	Conflicts []Conflict   `json:"conflicts,omitempty"`
 }
 
 // Pull asks for the changes after the cursors, one per scope.
@@ -440,7 +442,7 @@ func (p *Page) validate() error {
 // Validate checks a mutation on its own: a UUID identifier, valid names, an
 // operation with the data it needs, a stamp, sizes within limits. Put values
 // are put in canonical form in place: compact, with <, > and & escaped as
-// encoding/json writes them. Errors wrap ErrBadMessage or ErrTooLarge.
+// encoding/json writes them, and text in Unicode NFC. Errors wrap ErrBadMessage or ErrTooLarge.
 func (m *Mutation) Validate() error {
 	if m.encoded != nil && m.Op == OpPut {
 		return nil // validated already, and unchanged since: Data is not to be modified after
@@ -625,6 +627,12 @@ func canonicalJSON(v []byte) ([]byte, error) {
 		case ' ', '\t', '\n', '\r', '<', '>', '&', 0xe2: // 0xe2 starts U+2028 and U+2029
 			plain = false
 		}
+	}
+	// Text is kept in Unicode normalisation form C, so a name typed on two
+	// keyboards is one name, byte for byte. JSON's structure is ASCII,
+	// which NFC leaves alone, so the whole text can be normalised at once.
+	if !norm.NFC.IsNormal(v) {
+		v = norm.NFC.Bytes(v)
 	}
 	if plain {
 		if len(v) == 0 || !json.Valid(v) {

@@ -13,11 +13,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ponte-project/ponte/client"
 	"github.com/ponte-project/ponte/locales"
+	"github.com/ponte-project/ponte/records"
 	"github.com/ponte-project/ponte/syncproto"
 )
 
@@ -54,7 +57,7 @@ type Replica struct {
 func Open(path, server, token, lang string) (*Replica, error) {
 	r := &Replica{}
 	c, err := client.Open(context.Background(), path, client.Options{
-		Server: server, Token: token, Lang: lang, OnEvent: r.deliver,
+		Server: server, Token: token, Lang: lang, Schema: records.Schema, OnEvent: r.deliver,
 	})
 	if err != nil {
 		return nil, err
@@ -260,12 +263,62 @@ func (r *Replica) Rejected() (string, error) {
 	return jsonArray(rs, err)
 }
 
+// MarkAttendance records a person's mark for a lesson: present, absent,
+// late or excused (see client.Client.MarkAttendance).
+func (r *Replica) MarkAttendance(lessonID, personID, mark string) error {
+	if r.c == nil {
+		return errNotOpen
+	}
+	return r.explain(r.c.MarkAttendance(context.Background(), lessonID, personID, mark))
+}
+
+// Register returns a lesson's register as a JSON array of
+// client.RegisterEntry: each enrolled person and their mark, or none.
+func (r *Replica) Register(lessonID string) (string, error) {
+	if r.c == nil {
+		return "", errNotOpen
+	}
+	reg, err := r.c.Register(context.Background(), lessonID)
+	return jsonArray(reg, r.explain(err))
+}
+
+// CourseAttendance returns, as a JSON array of records.AttendanceRate, each
+// enrolled person's attendance in a course now and whether they are on
+// track for the certificate.
+func (r *Replica) CourseAttendance(courseID string) (string, error) {
+	if r.c == nil {
+		return "", errNotOpen
+	}
+	rates, err := r.c.CourseAttendance(context.Background(), courseID, time.Now())
+	return jsonArray(rates, r.explain(err))
+}
+
+// Appointments returns, as a JSON array, a mediator's appointments starting
+// in [from, to), both Unix milliseconds, in start order.
+func (r *Replica) Appointments(mediator string, fromMillis, toMillis int64) (string, error) {
+	if r.c == nil {
+		return "", errNotOpen
+	}
+	as, err := r.c.Appointments(context.Background(), mediator, time.UnixMilli(fromMillis), time.UnixMilli(toMillis))
+	return jsonArray(as, r.explain(err))
+}
+
+// SearchPersons returns, as a JSON array, up to limit persons whose names
+// contain query, ignoring case in every script.
+func (r *Replica) SearchPersons(query string, limit int64) (string, error) {
+	if r.c == nil {
+		return "", errNotOpen
+	}
+	ps, err := r.c.SearchPersons(context.Background(), query, int(limit))
+	return jsonArray(ps, r.explain(err))
+}
+
 // Direction returns "rtl" or "ltr" for the replica's language.
 func (r *Replica) Direction() string {
 	if r.c == nil {
 		return "ltr"
 	}
-	return locales.Direction(r.c.Localizer())
+	return r.c.Direction()
 }
 
 // Close stops syncing and closes the replica.
@@ -292,10 +345,13 @@ func jsonArray[T any](v []T, err error) (string, error) {
 }
 
 // Error is what an app shows for a failed call: the localised text, with the
-// code for the app's logic.
+// code for the app's logic. For a write that breaks the records' rules,
+// Code is "invalid_write" and Fields is a JSON array of the fields at fault,
+// each {"field", "rule", "param", "message"} with the message localised.
 type Error struct {
 	Code    string
 	Message string
+	Fields  string
 	err     error
 }
 
@@ -305,15 +361,30 @@ func (e *Error) Unwrap() error { return e.err }
 // explain turns errors carrying a code into an *Error whose message is in
 // the replica's language.
 func (r *Replica) explain(err error) error {
-	if errors.Is(err, client.ErrNotFound) {
-		return &Error{Code: "not_found", Message: locales.Text(r.c.Localizer(), "client.not_found", nil), err: err}
-	}
-	if errors.Is(err, client.ErrInvalidWrite) {
-		return &Error{Code: "invalid_write", Message: locales.Text(r.c.Localizer(), "client.invalid_write", nil), err: err}
+	l := r.c.Localizer()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, client.ErrNotFound):
+		return &Error{Code: "not_found", Message: locales.Text(l, "client.not_found", nil), err: err}
+	case errors.Is(err, client.ErrUnknownUser):
+		return &Error{Code: "unknown_user", Message: locales.Text(l, "client.unknown_user", nil), err: err}
 	}
 	var pe *syncproto.Error
-	if err == nil || !errors.As(err, &pe) {
-		return err
+	found := errors.As(err, &pe)
+	switch {
+	case errors.Is(err, client.ErrInvalidWrite) && found && len(pe.Fields) > 0:
+		fields := slices.Clone(pe.Fields)
+		for i := range fields {
+			fields[i].Message = locales.FieldText(l, fields[i])
+		}
+		b, _ := json.Marshal(fields)
+		return &Error{Code: "invalid_write", Message: locales.Text(l, "client.invalid_fields", nil) + "\n" +
+			locales.Explain(l, pe.Code, pe.Fields), Fields: string(b), err: err}
+	case errors.Is(err, client.ErrInvalidWrite):
+		return &Error{Code: "invalid_write", Message: locales.Text(l, "client.invalid_write", nil), err: err}
+	case found:
+		return &Error{Code: string(pe.Code), Message: locales.Text(l, pe.Code.MessageID(), nil), err: err}
 	}
-	return &Error{Code: string(pe.Code), Message: locales.Text(r.c.Localizer(), pe.Code.MessageID(), nil), err: err}
+	return err
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/ponte-project/ponte/client/mobile"
 	"github.com/ponte-project/ponte/internal/testenv"
+	"github.com/ponte-project/ponte/records"
+	"github.com/ponte-project/ponte/server"
 )
 
 type listener struct {
@@ -49,8 +51,10 @@ func (l *listener) seen(state string) bool {
 	return false
 }
 
+const site, p1 = "3f2b8c1e-5d4a-4e1b-9c2d-7a6b5c4d3e2f", "018f3a2b-7c4d-7e5f-8a9b-0c1d2e3f4a5b"
+
 func TestReplica_ThroughTheMobileFacade(t *testing.T) {
-	srv := testenv.MustStartServer(t)
+	srv := testenv.MustStartServerAt(t, filepath.Join(t.TempDir(), "s.db"), server.Config{Schema: records.Schema})
 	a, err := mobile.Open(filepath.Join(t.TempDir(), "a.db"), srv.SyncURL(), srv.Token("amal"), "ar")
 	if err != nil {
 		t.Fatal(err)
@@ -65,24 +69,31 @@ func TestReplica_ThroughTheMobileFacade(t *testing.T) {
 	b.SetListener(l)
 	b.Start()
 
-	if err := a.Put("persons", "p1", `{"given_name":"أمينة","age":31}`); err != nil {
+	if err := a.Put("persons", p1, `{"given_name":"أمينة","site_id":"`+site+`"}`); err != nil {
 		t.Fatal(err)
 	}
 	var me *mobile.Error
-	if err := a.Put("persons", "p1", `[1,2]`); !errors.As(err, &me) || me.Code != "invalid_write" || !strings.ContainsAny(me.Message, "ابت") {
+	if err := a.Put("persons", p1, `[1,2]`); !errors.As(err, &me) || me.Code != "invalid_write" || !strings.ContainsAny(me.Message, "ابت") {
 		t.Fatalf("bad put = %v, want an invalid_write error in Arabic", err)
+	}
+	// A write that breaks the rules: the app gets each field and why.
+	err = a.Put("persons", p1, `{"age":31}`)
+	var fields []struct{ Field, Rule, Message string }
+	if !errors.As(err, &me) || me.Code != "invalid_write" || json.Unmarshal([]byte(me.Fields), &fields) != nil ||
+		len(fields) != 1 || fields[0].Field != "age" || fields[0].Rule != "unknown_field" || !strings.ContainsAny(fields[0].Message, "ابت") {
+		t.Fatalf("put of an unknown field = %v (fields %s), want it named, in Arabic", err, me.Fields)
 	}
 	if err := a.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got, err := b.Get("persons", "p1")
+		got, err := b.Get("persons", p1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got != "" {
-			if got != `{"age":31,"given_name":"أمينة"}` {
+			if got != `{"given_name":"أمينة","site_id":"`+site+`"}` {
 				t.Fatalf("b holds %s", got)
 			}
 			break
@@ -93,7 +104,7 @@ func TestReplica_ThroughTheMobileFacade(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	rows, err := b.Query(`SELECT id, data->>'given_name' AS name FROM records WHERE collection = ?`, `["persons"]`)
-	if err != nil || rows != `[{"id":"p1","name":"أمينة"}]` {
+	if err != nil || rows != `[{"id":"`+p1+`","name":"أمينة"}]` {
 		t.Fatalf("query = %s, %v", rows, err)
 	}
 	if err := b.Stop(); err != nil {
@@ -112,6 +123,20 @@ func TestReplica_ThroughTheMobileFacade(t *testing.T) {
 	}
 	if c, err := a.Conflicts(); err != nil || c != "[]" {
 		t.Fatalf("conflicts = %s, %v", c, err)
+	}
+	if found, err := b.SearchPersons("أمينة", 10); err != nil || !strings.Contains(found, p1) {
+		t.Fatalf("search = %s, %v", found, err)
+	}
+	// b synced, so it knows its user and may mark attendance.
+	lesson := "66666666-7777-4888-9999-aaaaaaaaaaaa"
+	if err := b.MarkAttendance(lesson, p1, "present"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.MarkAttendance(lesson, p1, "present"); err != nil {
+		t.Fatal(err) // a synced too
+	}
+	if reg, err := b.Register(lesson); !errors.As(err, &me) || me.Code != "not_found" || reg != "" {
+		t.Fatalf("register of a lesson b does not hold = %q, %v", reg, err)
 	}
 }
 

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ponte-project/ponte/locales"
 	"github.com/ponte-project/ponte/server/store"
 )
 
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	loc := locales.Localizer(langFromEnv())
 	if len(args) == 0 || args[0] != "token" {
-		fmt.Fprint(stderr, "usage: ponte admin token --db ponte.db --user NAME\n")
+		fmt.Fprint(stderr, locales.Text(loc, "cli.admin.usage", nil))
 		return errUsage
 	}
 	fs := flag.NewFlagSet("admin token", flag.ContinueOnError)
@@ -22,7 +24,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errUsage
 	}
 	if *user == "" || fs.NArg() != 0 {
-		fmt.Fprint(stderr, "usage: ponte admin token --db ponte.db --user NAME\n")
+		fmt.Fprint(stderr, locales.Text(loc, "cli.admin.usage", nil))
 		return errUsage
 	}
 	st, err := store.Open(ctx, *db, store.Options{})
@@ -34,7 +36,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "device %s registered for %s; the token is shown only once\n", device, *user)
+	fmt.Fprintln(stderr, locales.Text(loc, "cli.admin.token_issued", map[string]any{"Device": device, "User": *user}))
 	fmt.Fprintln(stdout, token)
 	return nil
 }

@@ -13,29 +13,18 @@ import (
 
 	"github.com/ponte-project/ponte/client"
 	"github.com/ponte-project/ponte/locales"
+	"github.com/ponte-project/ponte/records"
 	"github.com/ponte-project/ponte/syncproto"
 )
-
-const clientUsage = `usage: ponte client --replica dev.db [--server URL] [--token T] [--lang L] COMMAND
-  put COLLECTION ID JSON   set the named fields of a record (a partial update)
-  get COLLECTION ID        print the record's fields as one JSON object
-  list COLLECTION          print one JSON object per line, each with its "id"
-  delete COLLECTION ID     delete a record
-  sync                     push queued writes and pull until caught up
-  status                   print the sync status as JSON
-  conflicts                print conflicts reported for this device (JSON lines)
-  rejected                 print writes the server refused (JSON lines)
-Every command but sync works without a server.
-`
 
 func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, clientUsage) }
+	lang := fs.String("lang", langFromEnv(), "language for messages (default from $LANG)")
+	fs.Usage = func() { fmt.Fprint(stderr, locales.Text(locales.Localizer(*lang), "cli.client.usage", nil)) }
 	replica := fs.String("replica", "", "local replica file (created if missing)")
 	srv := fs.String("server", os.Getenv("PONTE_SERVER"), "server sync URL, e.g. ws://127.0.0.1:8080/sync ($PONTE_SERVER)")
 	token := fs.String("token", os.Getenv("PONTE_TOKEN"), "device token ($PONTE_TOKEN)")
-	lang := fs.String("lang", langFromEnv(), "language for messages (default from $LANG)")
 	verbose := fs.Bool("v", false, "log sync details to stderr")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -51,7 +40,7 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	c, err := client.Open(ctx, *replica, client.Options{Server: *srv, Token: *token, Lang: *lang,
+	c, err := client.Open(ctx, *replica, client.Options{Server: *srv, Token: *token, Lang: *lang, Schema: records.Schema,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		return err
@@ -78,20 +67,38 @@ func langFromEnv() string {
 	return ""
 }
 
+// personError is an error as a person reads it, in their language, with
+// the error it explains still in its chain.
+type personError struct {
+	text string
+	err  error
+}
+
+func (e *personError) Error() string { return e.text }
+func (e *personError) Unwrap() error { return e.err }
+
 // localised turns an error into what a person reads: the localised text for
-// its code, with the technical detail after it.
+// its code, with the technical detail after it, or for a write that broke
+// the records' rules, each field at fault and why.
 func localised(c *client.Client, err error) error {
-	if errors.Is(err, client.ErrNotFound) {
-		return errors.New(locales.Text(c.Localizer(), "client.not_found", nil))
-	}
-	if errors.Is(err, client.ErrInvalidWrite) {
-		return fmt.Errorf("%s\n  (%w)", locales.Text(c.Localizer(), "client.invalid_write", nil), err)
+	l := c.Localizer()
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+		return &personError{locales.Text(l, "client.not_found", nil), err}
+	case errors.Is(err, client.ErrUnknownUser):
+		return &personError{locales.Text(l, "client.unknown_user", nil), err}
 	}
 	var e *syncproto.Error
-	if !errors.As(err, &e) {
-		return err
+	found := errors.As(err, &e)
+	switch {
+	case errors.Is(err, client.ErrInvalidWrite) && found && len(e.Fields) > 0:
+		return &personError{locales.Text(l, "client.invalid_fields", nil) + "\n" + locales.Explain(l, e.Code, e.Fields), err}
+	case errors.Is(err, client.ErrInvalidWrite):
+		return &personError{fmt.Sprintf("%s\n  (%v)", locales.Text(l, "client.invalid_write", nil), err), err}
+	case found:
+		return &personError{fmt.Sprintf("%s\n  (%v)", locales.Text(l, e.Code.MessageID(), nil), err), err}
 	}
-	return fmt.Errorf("%s\n  (%w)", locales.Text(c.Localizer(), e.Code.MessageID(), nil), err)
+	return err
 }
 
 func clientCommand(ctx context.Context, c *client.Client, args []string, stdout io.Writer) error {
@@ -179,6 +186,22 @@ func clientCommand(ctx context.Context, c *client.Client, args []string, stdout 
 			}
 		}
 		return err
+	case "register":
+		if err := want(2); err != nil {
+			return err
+		}
+		reg, err := c.Register(ctx, args[1])
+		for _, e := range reg {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return err
+	case "mark":
+		if err := want(4); err != nil {
+			return err
+		}
+		return c.MarkAttendance(ctx, args[1], args[2], args[3])
 	}
 	return errUsage
 }

@@ -1,5 +1,7 @@
 // Command ponte runs Ponte's server, administers it, and offers a client for
-// people, scripts and tests. Run "ponte help" for the commands.
+// people, scripts and tests. Run "ponte help" for the commands. What it says
+// to people is in locales/ ("cli.*"), in the language of $LANG or --lang;
+// the benchmark's report is for engineers and stays in English.
 package main
 
 import (
@@ -11,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/ponte-project/ponte/locales"
 )
 
 // errUsage marks a command line that could not be understood.
@@ -32,6 +36,8 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	loc := locales.Localizer(langFromEnv())
+	usage := locales.Text(loc, "cli.usage", nil)
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errUsage
@@ -49,19 +55,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	fmt.Fprintf(stderr, "ponte: unknown command %q\n\n%s", args[0], usage)
+	fmt.Fprintf(stderr, "%s\n\n%s", locales.Text(loc, "cli.unknown_command", map[string]any{"Command": args[0]}), usage)
 	return errUsage
 }
-
-const usage = `Ponte: offline-first sync for field programmes.
-
-Usage:
-  ponte serve  --addr 127.0.0.1:8080 --db ponte.db
-  ponte admin token --db ponte.db --user NAME
-  ponte client --replica dev.db --server ws://127.0.0.1:8080/sync --token T [--lang it] COMMAND
-      put COLLECTION ID JSON | get COLLECTION ID | list COLLECTION | delete COLLECTION ID
-      sync | status | conflicts | rejected
-  ponte bench [--json] [--records N] [--clients C]
-
-Run "ponte COMMAND -h" for the flags of a command.
-`

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ponte-project/ponte/records"
 )
 
 // ponte runs the program's command line in-process and returns its output.
@@ -83,11 +85,23 @@ func TestCLI_EndToEnd(t *testing.T) {
 	a := []string{"client", "--replica", filepath.Join(dir, "a.db"), "--server", server, "--token", tokenA}
 	b := []string{"client", "--replica", filepath.Join(dir, "b.db"), "--server", server, "--token", tokenB}
 	// Offline: every command but sync works without reaching the server.
-	mustPonte(t, append(a, "put", "persons", "p1", `{"given_name":"أمينة","family_name":"حداد"}`)...)
-	mustPonte(t, append(a, "put", "persons", "p2", `{"given_name":"Oksana"}`)...)
-	mustPonte(t, append(a, "put", "persons", "p1", `{"phone":"+393331234567"}`)...)
-	if got := mustPonte(t, append(a, "get", "persons", "p1")...); got != `{"family_name":"حداد","given_name":"أمينة","phone":"+393331234567"}`+"\n" {
-		t.Fatalf("get = %q", got)
+	const site, p1, p2 = "3f2b8c1e-5d4a-4e1b-9c2d-7a6b5c4d3e2f", "018f3a2b-7c4d-7e5f-8a9b-0c1d2e3f4a5b", "018f3a2b-7c4d-7e5f-8a9b-0c1d2e3f4a5c"
+	mustPonte(t, append(a, "put", "persons", p1, `{"site_id":"`+site+`","given_name":"أمينة","family_name":"حداد"}`)...)
+	mustPonte(t, append(a, "put", "persons", p2, `{"site_id":"`+site+`","given_name":"Oksana"}`)...)
+	mustPonte(t, append(a, "put", "persons", p1, `{"consent_given":true,"consent_date":"2026-11-20","consent_language":"ar","phone":"+393331234567"}`)...)
+	want := `{"consent_date":"2026-11-20","consent_given":true,"consent_language":"ar","family_name":"حداد","given_name":"أمينة","phone":"+393331234567","site_id":"` + site + `"}` + "\n"
+	if got := mustPonte(t, append(a, "get", "persons", p1)...); got != want {
+		t.Fatalf("get = %q, want %q", got, want)
+	}
+	// A write that breaks the rules is refused in the person's language,
+	// naming each field, and nothing is queued.
+	for lang, words := range map[string][]string{"it": {"phone", "birth_date", "modifica"}, "ar": {"phone", "birth_date", "ال"}} {
+		_, err := ponte(t, context.Background(), append(a, "--lang", lang, "put", "persons", p2, `{"phone":"12","birth_date":"2090-01-01"}`)...)
+		for _, w := range words {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("invalid put in %s = %v, want a message with %q", lang, err, w)
+			}
+		}
 	}
 	var st map[string]any
 	if err := json.Unmarshal([]byte(mustPonte(t, append(a, "status")...)), &st); err != nil || st["pending"] != float64(3) || st["state"] != "offline" {
@@ -96,25 +110,47 @@ func TestCLI_EndToEnd(t *testing.T) {
 	mustPonte(t, append(a, "sync")...)
 	mustPonte(t, append(b, "sync")...)
 	lines := strings.Split(strings.TrimSpace(mustPonte(t, append(b, "list", "persons")...)), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[0], `"id":"p1"`) || !strings.Contains(lines[1], `"id":"p2"`) {
+	if len(lines) != 2 || !strings.Contains(lines[0], `"id":"`+p1) || !strings.Contains(lines[1], `"id":"`+p2) {
 		t.Fatalf("list on b = %q", lines)
 	}
 	// Concurrent edits of one field: both converge, the loser is listed.
-	mustPonte(t, append(a, "put", "persons", "p2", `{"given_name":"Oxana"}`)...)
+	mustPonte(t, append(a, "put", "persons", p2, `{"given_name":"Oxana"}`)...)
 	time.Sleep(20 * time.Millisecond)
-	mustPonte(t, append(b, "put", "persons", "p2", `{"given_name":"Оксана"}`)...)
+	mustPonte(t, append(b, "put", "persons", p2, `{"given_name":"Оксана"}`)...)
 	mustPonte(t, append(b, "sync")...)
 	mustPonte(t, append(a, "sync")...)
 	mustPonte(t, append(b, "sync")...)
-	ga, gb := mustPonte(t, append(a, "get", "persons", "p2")...), mustPonte(t, append(b, "get", "persons", "p2")...)
+	ga, gb := mustPonte(t, append(a, "get", "persons", p2)...), mustPonte(t, append(b, "get", "persons", p2)...)
 	if ga != gb || !strings.Contains(ga, "Оксана") {
 		t.Fatalf("replicas hold %q and %q", ga, gb)
 	}
 	if c := mustPonte(t, append(a, "conflicts")...); !strings.Contains(c, `"loser":{"value":"Oxana"`) {
 		t.Fatalf("conflicts on a = %q", c)
 	}
-	mustPonte(t, append(a, "delete", "persons", "p1")...)
-	if _, err := ponte(t, context.Background(), append(a, "--lang", "it", "get", "persons", "p1")...); err == nil ||
+
+	// A course with one lesson: b marks attendance, a reads the register.
+	const course, lesson = "11111111-2222-4333-8444-555555555555", "66666666-7777-4888-9999-aaaaaaaaaaaa"
+	mustPonte(t, append(a, "put", "courses", course, `{"title":{"it":"Italiano A2"},"level":"A2","site_id":"`+site+`","teachers":["bruno"],"planned_hours":60,"certificate_attendance":0.7}`)...)
+	mustPonte(t, append(a, "put", "lessons", lesson, `{"course_id":"`+course+`","start":"2026-11-24T18:00:00+01:00","duration_minutes":120}`)...)
+	for _, p := range []string{p1, p2} {
+		mustPonte(t, append(a, "put", "enrolments", records.EnrolmentID(course, p), `{"course_id":"`+course+`","person_id":"`+p+`","status":"active"}`)...)
+	}
+	mustPonte(t, append(a, "sync")...)
+	mustPonte(t, append(b, "sync")...)
+	mustPonte(t, append(b, "mark", lesson, p2, "late")...)
+	if _, err := ponte(t, context.Background(), append(b, "mark", lesson, p1, "sleeping")...); err == nil || !strings.Contains(err.Error(), "mark") {
+		t.Errorf("a mark that is not one of the four = %v, want refused naming the field", err)
+	}
+	mustPonte(t, append(b, "sync")...)
+	mustPonte(t, append(a, "sync")...)
+	reg := strings.Split(strings.TrimSpace(mustPonte(t, append(a, "register", lesson)...)), "\n")
+	if len(reg) != 2 || !strings.Contains(reg[0], `"given_name":"Оксана"`) || !strings.Contains(reg[0], `"mark":"late","marked_by":"bruno"`) ||
+		!strings.Contains(reg[1], `"given_name":"أمينة"`) || strings.Contains(reg[1], `"mark"`) {
+		t.Fatalf("register = %q", reg)
+	}
+
+	mustPonte(t, append(a, "delete", "persons", p1)...)
+	if _, err := ponte(t, context.Background(), append(a, "--lang", "it", "get", "persons", p1)...); err == nil ||
 		!strings.Contains(err.Error(), "dispositivo") {
 		t.Fatalf("get of a deleted record = %v, want the Italian 'not on this device'", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/ponte-project/ponte/locales"
+	"github.com/ponte-project/ponte/records"
 	"github.com/ponte-project/ponte/server"
 )
 
@@ -25,11 +27,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer stopProfile()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	svc, err := server.Start(ctx, server.Config{Addr: *addr, DBPath: *db, Logger: log})
+	svc, err := server.Start(ctx, server.Config{Addr: *addr, DBPath: *db, Logger: log, Schema: records.Schema})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "ponte: serving %s (devices sync at %s), database %s\n", svc.URL(), svc.SyncURL(), *db)
+	fmt.Fprintln(stdout, locales.Text(locales.Localizer(langFromEnv()), "cli.serve.listening",
+		map[string]any{"URL": svc.URL(), "SyncURL": svc.SyncURL(), "DB": *db}))
 	select {
 	case <-ctx.Done():
 	case <-svc.Done():

@@ -29,6 +29,7 @@ import (
 
 	"github.com/ponte-project/ponte/client"
 	"github.com/ponte-project/ponte/internal/sampledata"
+	"github.com/ponte-project/ponte/records"
 	"github.com/ponte-project/ponte/server/store"
 )
 
@@ -211,7 +212,7 @@ func peakRSS(pid int) (float64, error) {
 }
 
 func openReplica(ctx context.Context, dir, name, url, token string, opts client.Options) (*client.Client, error) {
-	opts.Server, opts.Token = url, token
+	opts.Server, opts.Token, opts.Schema = url, token, records.Schema // as an app opens it
 	return client.Open(ctx, filepath.Join(dir, name+".db"), opts)
 }
 
@@ -284,7 +285,7 @@ func fanout(ctx context.Context, cfg *Config, res *Result, url, dir string, toke
 	for w := range cfg.FanoutWrites {
 		id := uuid.NewString()
 		t0 := time.Now()
-		if err := writer.Put(ctx, "fanout", id, sampledata.Person(r, sites)); err != nil {
+		if err := writer.Put(ctx, records.Appointments, id, sampledata.Appointment(r, sites, uuid.NewString(), time.Now())); err != nil {
 			return err
 		}
 		for got := 0; got < cfg.Clients; {
@@ -336,7 +337,7 @@ func push(ctx context.Context, cfg *Config, res *Result, url, dir, token string)
 			p := sampledata.Person(r, sites)
 			b, _ := json.Marshal(p)
 			jsonBytes += len(b)
-			ops = append(ops, client.Op{Collection: "persons", ID: uuid.NewString(), Fields: p})
+			ops = append(ops, client.Op{Collection: records.Persons, ID: uuid.NewString(), Fields: p})
 		}
 		if err := w.Write(ctx, ops...); err != nil {
 			return err
@@ -353,6 +354,12 @@ func push(ctx context.Context, cfg *Config, res *Result, url, dir, token string)
 	}
 	if n := pushed.Load(); n != int64(cfg.Records) {
 		return fmt.Errorf("server answered %d of %d writes", n, cfg.Records)
+	}
+	if rej, err := w.Rejected(ctx); err != nil || len(rej) > 0 {
+		if err == nil {
+			err = fmt.Errorf("server refused %d of %d writes, the first: %s", len(rej), cfg.Records, rej[0].Message)
+		}
+		return err
 	}
 	elapsed := time.Unix(0, lastPush.Load()).Sub(start).Seconds()
 	res.PushMutationsPerS = round2(float64(cfg.Records) / elapsed)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ponte-project/ponte/internal/bench"
+	"github.com/ponte-project/ponte/records"
 	"github.com/ponte-project/ponte/server"
 )
 
@@ -35,7 +36,7 @@ func serve(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	svc, err := server.Start(ctx, server.Config{Addr: *addr, DBPath: *db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	svc, err := server.Start(ctx, server.Config{Addr: *addr, DBPath: *db, Schema: records.Schema, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

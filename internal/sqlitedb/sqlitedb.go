@@ -19,8 +19,30 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
+
+// driverName is mattn/go-sqlite3 with Ponte's SQL functions on every
+// connection:
+//
+//   - casefold(text): the text in NFC with Unicode case folding, so
+//     instr(casefold(name), casefold(?)) finds "ОКСАНА" by "оксана" and
+//     "İlayda" by "i̇layda" — SQLite's own lower() and LIKE fold ASCII only.
+const driverName = "sqlite3_ponte"
+
+func init() {
+	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(conn *sqlite3.SQLiteConn) error {
+		return conn.RegisterFunc("casefold", CaseFold, true)
+	}})
+}
+
+// CaseFold returns s in NFC with Unicode case folding: two strings that
+// differ only in case, in any script, fold to the same string.
+func CaseFold(s string) string {
+	return norm.NFC.String(cases.Fold().String(s))
+}
 
 // DB is one SQLite database file opened as a writer and a read pool.
 type DB struct {
@@ -50,7 +72,7 @@ func Open(ctx context.Context, p string, sync Synchronous) (*DB, error) {
 	q.Set("_cache_size", "-65536") // 64 MiB of page cache per connection (the default is 2 MiB)
 	q.Set("_synchronous", string(sync))
 	q.Set("_txlock", "immediate")
-	writer, err := sql.Open("sqlite3", "file:"+p+"?"+q.Encode())
+	writer, err := sql.Open(driverName, "file:"+p+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", p, err)
 	}
@@ -71,7 +93,7 @@ func Open(ctx context.Context, p string, sync Synchronous) (*DB, error) {
 	q.Set("_txlock", "deferred")
 	q.Set("mode", "ro")
 	q.Del("_journal_mode") // set by the writer; a read-only connection cannot change it
-	reader, err := sql.Open("sqlite3", "file:"+p+"?"+q.Encode())
+	reader, err := sql.Open(driverName, "file:"+p+"?"+q.Encode())
 	if err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("open %s for reading: %w", p, err)

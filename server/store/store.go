@@ -48,6 +48,10 @@ type Options struct {
 	// with their new states in sequence order. Calls are serialised and come
 	// in commit order; OnCommit must not block or call the Store's writers.
 	OnCommit func([]syncproto.Change)
+	// Schema, if set, checks every put before it is applied: a put whose
+	// record would break its rules is rejected with CodeInvalid and the
+	// fields at fault. Ponte's server sets records.Schema.
+	Schema syncproto.Schema
 }
 
 // Store is the server's SQLite store. Create it with Open.
@@ -56,6 +60,7 @@ type Store struct {
 	clock    *syncproto.Clock
 	now      func() time.Time
 	onCommit func([]syncproto.Change)
+	schema   syncproto.Schema
 
 	mu  sync.Mutex // serialises writes; guards seq
 	seq int64      // last assigned sequence
@@ -73,7 +78,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Store{db: db, now: opts.Now, onCommit: opts.OnCommit}
+	s := &Store{db: db, now: opts.Now, onCommit: opts.OnCommit, schema: opts.Schema}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -164,7 +169,8 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		return nil, nil, err
 	}
 
-	now := s.now().UnixMilli()
+	physical := s.now()
+	now := physical.UnixMilli()
 	results := make([]syncproto.MutationResult, len(muts))
 	changed := make(map[recordKey]int) // record → index in changes
 	var changes []syncproto.Change
@@ -194,6 +200,16 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		}
 		key := recordKey{m.Collection, m.Record}
 		cur := records[key]
+		if s.schema != nil && m.Op == syncproto.OpPut {
+			if err := s.schema.Check(m.Collection, m.Record, syncproto.Intent(cur.rec, m), physical); err != nil {
+				res.Status, res.Code, res.Message = syncproto.StatusRejected, syncproto.ErrorCode(err), err.Error()
+				var e *syncproto.Error
+				if errors.As(err, &e) {
+					res.Fields = e.Fields
+				}
+				continue
+			}
+		}
 		if stamp, replaced := s.clock.Admit(m.Stamp); replaced {
 			m.Stamp, res.Stamp = stamp, stamp
 		}
