@@ -11,14 +11,16 @@ build:
 
 # The server on its embedded SQLite store, with a device token to try it.
 run: build
-	@test -s .demo-token || ./bin/ponte admin token --db $(DB) --user demo > .demo-token
+	@test -s .demo-token || { ./bin/ponte admin user add --db $(DB) --role coordinator demo 2>/dev/null; \
+		./bin/ponte admin token --db $(DB) --user demo > .demo-token; }
 	@echo
 	@echo "Ponte is starting: open http://$(ADDR)/ for its status page (Ctrl-C stops it)."
 	@echo "In another terminal, sync a tablet replica with it:"
 	@echo "  bin/ponte client --replica tablet-a.db put persons 018f3a2b-7c4d-7e5f-8a9b-0c1d2e3f4a5b '{\"site_id\":\"3f2b8c1e-5d4a-4e1b-9c2d-7a6b5c4d3e2f\",\"given_name\":\"أمينة\",\"family_name\":\"حداد\"}'"
 	@echo "  bin/ponte client --replica tablet-a.db --server ws://$(ADDR)/sync --token \$$(cat .demo-token) sync"
 	@echo "  bin/ponte client --replica tablet-a.db status"
-	@echo "A second tablet needs a token of its own: bin/ponte admin token --db $(DB) --user demo"
+	@echo "A second tablet enrols with a one-time code: bin/ponte admin enrol --db $(DB) --user demo"
+	@echo "  then: bin/ponte client --replica tablet-b.db --server ws://$(ADDR)/sync enrol CODE"
 	@echo
 	./bin/ponte serve --addr $(ADDR) --db $(DB)
 

@@ -41,11 +41,13 @@ const (
 // Sync runs one round with the server: it pushes every queued write, pulls
 // until the replica has caught up, and disconnects. It returns nil only if
 // all of that succeeded. Errors wrap a *syncproto.Error: ErrUnreachable when
-// the server cannot be reached, or the code the server gave.
+// the server cannot be reached, or the code the server gave. A device the
+// server says is revoked has its replica wiped (the error wraps ErrWiped).
 func (c *Client) Sync(ctx context.Context) error {
 	c.roundMu.Lock()
 	defer c.roundMu.Unlock()
 	err := c.session(ctx, false)
+	err = c.wipeIfRevoked(ctx, err)
 	if ctx.Err() == nil { // a round the caller cancelled says nothing about syncing
 		c.recordRound(ctx, err)
 	}
@@ -60,8 +62,8 @@ func (c *Client) Sync(ctx context.Context) error {
 // then stays live, pushing local writes as they happen and receiving others'
 // changes by push. After a failure it reconnects with jittered exponential
 // backoff. It returns nil when ctx is done, or an error wrapping
-// ErrUnauthorized, ErrRevoked or ErrProtocolUnsupported, which retrying
-// cannot fix.
+// ErrUnauthorized, ErrRevoked (with ErrWiped: the replica is then erased)
+// or ErrProtocolUnsupported, which retrying cannot fix.
 func (c *Client) Run(ctx context.Context) error {
 	c.roundMu.Lock()
 	defer c.roundMu.Unlock()
@@ -69,6 +71,7 @@ func (c *Client) Run(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		err := c.session(ctx, true)
+		err = c.wipeIfRevoked(ctx, err)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -113,7 +116,7 @@ func (c *Client) session(ctx context.Context, live bool) error {
 		return syncproto.Errorf(syncproto.CodeUnreachable, "no server configured")
 	}
 	c.setState(StateConnecting)
-	ws, welcome, err := c.dial(ctx)
+	ws, welcome, err := c.dial(ctx, "")
 	if err != nil {
 		return err
 	}
@@ -195,7 +198,9 @@ func (c *Client) session(ctx context.Context, live bool) error {
 }
 
 // dial connects and shakes hands, and corrects the clock by the server's.
-func (c *Client) dial(ctx context.Context) (*websocket.Conn, *syncproto.Welcome, error) {
+// With an enrolment code it presents the code instead of a token and keeps
+// the token the welcome brings.
+func (c *Client) dial(ctx context.Context, enrol string) (*websocket.Conn, *syncproto.Welcome, error) {
 	d := c.opts.Dialer
 	if d == nil {
 		d = &websocket.Dialer{HandshakeTimeout: helloTimeout, EnableCompression: true,
@@ -214,8 +219,15 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, *syncproto.Welcome,
 		ws.Close()
 		return nil, nil, err
 	}
+	token := ""
+	if enrol == "" {
+		if token, err = c.token(ctx); err != nil {
+			ws.Close()
+			return nil, nil, err
+		}
+	}
 	hello := &syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
-		Protocol: syncproto.ProtocolVersion, Device: c.node, Token: c.opts.Token, Lang: c.opts.Lang,
+		Protocol: syncproto.ProtocolVersion, Device: c.node, Token: token, Enrol: enrol, Lang: c.opts.Lang,
 		Cursors: cursors, Client: Version}}
 	if err := writeMessage(ws, hello); err != nil {
 		ws.Close()
@@ -236,6 +248,9 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, *syncproto.Welcome,
 	case m.Welcome.Protocol != syncproto.ProtocolVersion:
 		ws.Close()
 		return nil, nil, syncproto.Errorf(syncproto.CodeProtocolUnsupported, "server speaks protocol %d", m.Welcome.Protocol)
+	case enrol != "" && m.Welcome.Token == "":
+		ws.Close()
+		return nil, nil, syncproto.Errorf(syncproto.CodeBadMessage, "handshake: enrolled, but the welcome has no token")
 	}
 	// Correct the clock only when it is clearly wrong: a few milliseconds
 	// are network delay, and correcting by them would only add jitter.
@@ -250,6 +265,13 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, *syncproto.Welcome,
 		}
 		if err := setMeta(ctx, tx, "user", m.Welcome.User); err != nil {
 			return err
+		}
+		if m.Welcome.Token != "" {
+			// Kept with the replica, so later sessions need no token in
+			// Options; it is as sensitive as the records beside it.
+			if err := setMeta(ctx, tx, "token", m.Welcome.Token); err != nil {
+				return err
+			}
 		}
 		if err := c.checkServer(ctx, tx, m.Welcome); err != nil {
 			return err

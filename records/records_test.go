@@ -172,9 +172,24 @@ func TestSchema_Check(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := fieldRules(t, records.Schema.Check(tt.collection, tt.id, fields(t, tt.data), now))
+			err := records.Schema.Check(tt.collection, tt.id, fields(t, tt.data), now)
+			got := fieldRules(t, err)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("Check = %q, want %q", got, tt.want)
+			}
+			var e *syncproto.Error
+			if !errors.As(err, &e) {
+				return
+			}
+			// Each refusal reads as a sentence naming its field, in Italian,
+			// English and Arabic alike.
+			for _, lang := range []string{"it", "en", "ar"} {
+				for _, f := range e.Fields {
+					msg := locales.FieldText(locales.Localizer(lang), f)
+					if !strings.HasPrefix(msg, f.Field+":") || strings.Contains(msg, "validation.") || strings.Contains(msg, "<no value>") {
+						t.Errorf("%s: %s %s reads %q", lang, f.Field, f.Rule, msg)
+					}
+				}
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ type Options struct {
 	PingInterval time.Duration // default PongWait*9/10
 	HelloTimeout time.Duration // default 10s
 	SendQueue    int           // frames queued per connection; default 256
+	// RevocationCheck is how often connected devices are checked for
+	// revocation (an admin revokes from another process); default 2s.
+	RevocationCheck time.Duration
 }
 
 func (o *Options) defaults() {
@@ -59,6 +63,9 @@ func (o *Options) defaults() {
 	}
 	if o.SendQueue <= 0 {
 		o.SendQueue = 256
+	}
+	if o.RevocationCheck <= 0 {
+		o.RevocationCheck = 2 * time.Second
 	}
 }
 
@@ -161,7 +168,13 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn) (*session,
 	}
 	h := m.Hello
 	sess.loc = locales.Localizer(h.Lang)
-	dev, err := s.store.Authenticate(ctx, h.Token, h.Device)
+	var dev store.Device
+	var token string // the new device's token, for an enrolment
+	if h.Enrol != "" {
+		dev, token, err = s.store.Enrol(ctx, h.Enrol, h.Device)
+	} else {
+		dev, err = s.store.Authenticate(ctx, h.Token, h.Device)
+	}
 	if err != nil {
 		return nil, refuse(fmt.Errorf("hello: %w", err))
 	}
@@ -169,7 +182,7 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn) (*session,
 	sess.log = s.log.With("user", dev.User, "device", dev.ID)
 	welcome := &syncproto.Message{Type: syncproto.TypeWelcome, Re: m.Re, Welcome: &syncproto.Welcome{
 		Protocol: syncproto.ProtocolVersion, Server: s.store.Clock().Node(), Seq: s.store.LastSeq(), ServerTime: s.now().UnixMilli(), User: dev.User,
-		Scopes: []string{scopeAll}, MaxBatch: syncproto.MaxBatch,
+		Scopes: []string{scopeAll}, MaxBatch: syncproto.MaxBatch, Token: token,
 	}}
 	b, err := syncproto.Encode(welcome)
 	if err != nil {
@@ -178,8 +191,46 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn) (*session,
 	if err := sess.write(outbound{data: b}); err != nil {
 		return nil, fmt.Errorf("write welcome: %w", err)
 	}
-	sess.log.Info("session started", "client", h.Client, "lang", h.Lang)
+	sess.log.Info("session started", "client", h.Client, "lang", h.Lang, "enrolled", token != "")
 	return sess, nil
+}
+
+// DisconnectRevoked ends, with CodeRevoked, the sessions of devices that
+// have been revoked: each is told to wipe its replica.
+func (s *Server) DisconnectRevoked(ctx context.Context) error {
+	sessions := s.hub.all()
+	ids := make([]string, len(sessions))
+	for i, sess := range sessions {
+		ids[i] = sess.actor.Device
+	}
+	revoked, err := s.store.Revoked(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, sess := range sessions {
+		if slices.Contains(revoked, sess.actor.Device) {
+			sess.log.Warn("device revoked: disconnecting")
+			sess.kill(syncproto.CodeRevoked)
+		}
+	}
+	return nil
+}
+
+// watchRevocations runs DisconnectRevoked every RevocationCheck until ctx
+// is done.
+func (s *Server) watchRevocations(ctx context.Context) {
+	t := time.NewTicker(s.opts.RevocationCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.DisconnectRevoked(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("check revoked devices", "err", err)
+			}
+		}
+	}
 }
 
 func (s *Server) isClosing() bool {

@@ -34,8 +34,10 @@ type Service struct {
 
 	ln       net.Listener
 	http     *http.Server
-	served   chan struct{} // closed when the HTTP server stops
-	serveErr error         // why it stopped; read after served is closed
+	stop     context.CancelFunc // stops the background work
+	stopped  chan struct{}      // closed when it has stopped
+	served   chan struct{}      // closed when the HTTP server stops
+	serveErr error              // why it stopped; read after served is closed
 }
 
 // Start opens the store and starts serving. It returns once the listener is
@@ -67,6 +69,12 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		svc.serveErr = svc.http.Serve(ln)
 		close(svc.served)
 	}()
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	svc.stop, svc.stopped = stop, make(chan struct{})
+	go func() {
+		defer close(svc.stopped)
+		svc.Server.watchRevocations(bg)
+	}()
 	return svc, nil
 }
 
@@ -95,6 +103,8 @@ func (svc *Service) Err() error {
 func (svc *Service) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	svc.stop()
+	<-svc.stopped
 	var errs []error
 	if err := svc.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close listener: %w", err))

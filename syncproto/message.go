@@ -69,12 +69,15 @@ type Message struct {
 
 // Hello opens a session.
 type Hello struct {
-	Protocol int              `json:"protocol"`
-	Device   string           `json:"device"` // the replica's node identifier
-	Token    string           `json:"token"`
-	Lang     string           `json:"lang,omitempty"` // BCP 47; reasons are localised to it
-	Cursors  map[string]int64 `json:"cursors,omitempty"`
-	Client   string           `json:"client,omitempty"` // free text: library and app version
+	Protocol int    `json:"protocol"`
+	Device   string `json:"device"` // the replica's node identifier
+	Token    string `json:"token"`
+	// Enrol, instead of Token, is a one-time enrolment code: the server
+	// registers the device and sends its token in the welcome.
+	Enrol   string           `json:"enrol,omitempty"`
+	Lang    string           `json:"lang,omitempty"` // BCP 47; reasons are localised to it
+	Cursors map[string]int64 `json:"cursors,omitempty"`
+	Client  string           `json:"client,omitempty"` // free text: library and app version
 }
 
 // Welcome accepts a session.
@@ -86,6 +89,9 @@ type Welcome struct {
 	User       string   `json:"user"`
 	Scopes     []string `json:"scopes"`
 	MaxBatch   int      `json:"max_batch"`
+	// Token answers a hello with an enrolment code: the device's bearer
+	// token, sent this once. The client keeps it for its next hellos.
+	Token string `json:"token,omitempty"`
 }
 
 // Op is what a mutation does.
@@ -389,8 +395,11 @@ func (h *Hello) validate() error {
 	if !ValidNode(h.Device) {
 		return Errorf(CodeBadMessage, "hello: device %.40q is not a node identifier", h.Device)
 	}
-	if len(h.Token) > MaxTokenLen || len(h.Lang) > 35 || len(h.Client) > 200 {
-		return Errorf(CodeBadMessage, "hello: token, lang or client too long")
+	if len(h.Token) > MaxTokenLen || len(h.Enrol) > 64 || len(h.Lang) > 35 || len(h.Client) > 200 {
+		return Errorf(CodeBadMessage, "hello: token, enrolment code, lang or client too long")
+	}
+	if h.Token != "" && h.Enrol != "" {
+		return Errorf(CodeBadMessage, "hello: a token or an enrolment code, not both")
 	}
 	return validateCursors(h.Cursors)
 }

@@ -202,6 +202,19 @@ func clientCommand(ctx context.Context, c *client.Client, args []string, stdout 
 			return err
 		}
 		return c.MarkAttendance(ctx, args[1], args[2], args[3])
+	case "enrol":
+		if err := want(2); err != nil {
+			return err
+		}
+		if err := c.Enrol(ctx, args[1]); err != nil {
+			return err
+		}
+		user, err := c.User(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, locales.Text(c.Localizer(), "cli.client.enrolled", map[string]any{"User": user}))
+		return nil
 	}
 	return errUsage
 }

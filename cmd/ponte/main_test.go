@@ -44,15 +44,18 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestCLI_EndToEnd runs `ponte serve`, issues tokens with `ponte admin
-// token`, and drives two replicas with `ponte client`, as a person would.
+// TestCLI_EndToEnd runs `ponte serve`, adds users and devices with `ponte
+// admin`, and drives two replicas with `ponte client`, as people would: one
+// device with a token, one enrolled with a one-time code.
 func TestCLI_EndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "ponte.db")
+	mustPonte(t, "admin", "user", "add", "--db", db, "--role", "coordinator", "amal")
+	mustPonte(t, "admin", "user", "add", "--db", db, "--role", "coordinator", "bruno")
 	tokenA := strings.TrimSpace(mustPonte(t, "admin", "token", "--db", db, "--user", "amal"))
-	tokenB := strings.TrimSpace(mustPonte(t, "admin", "token", "--db", db, "--user", "bruno"))
-	if !regexp.MustCompile(`^ponte_[A-Za-z0-9_-]{43}$`).MatchString(tokenA) || tokenA == tokenB {
-		t.Fatalf("tokens %q, %q", tokenA, tokenB)
+	codeB := strings.TrimSpace(mustPonte(t, "admin", "enrol", "--db", db, "--user", "bruno"))
+	if !regexp.MustCompile(`^ponte_[A-Za-z0-9_-]{43}$`).MatchString(tokenA) || !regexp.MustCompile(`^[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}$`).MatchString(codeB) {
+		t.Fatalf("token %q, code %q", tokenA, codeB)
 	}
 
 	addr := freeAddr(t)
@@ -83,7 +86,10 @@ func TestCLI_EndToEnd(t *testing.T) {
 	}
 
 	a := []string{"client", "--replica", filepath.Join(dir, "a.db"), "--server", server, "--token", tokenA}
-	b := []string{"client", "--replica", filepath.Join(dir, "b.db"), "--server", server, "--token", tokenB}
+	b := []string{"client", "--replica", filepath.Join(dir, "b.db"), "--server", server}
+	if out := mustPonte(t, append(b, "enrol", codeB)...); !strings.Contains(out, "bruno") {
+		t.Fatalf("enrol said %q", out)
+	}
 	// Offline: every command but sync works without reaching the server.
 	const site, p1, p2 = "3f2b8c1e-5d4a-4e1b-9c2d-7a6b5c4d3e2f", "018f3a2b-7c4d-7e5f-8a9b-0c1d2e3f4a5b", "018f3a2b-7c4d-7e5f-8a9b-0c1d2e3f4a5c"
 	mustPonte(t, append(a, "put", "persons", p1, `{"site_id":"`+site+`","given_name":"أمينة","family_name":"حداد"}`)...)
@@ -165,9 +171,51 @@ func TestCLI_EndToEnd(t *testing.T) {
 }
 
 func TestCLI_Usage(t *testing.T) {
-	for _, args := range [][]string{{}, {"nope"}, {"client", "--replica", filepath.Join(t.TempDir(), "r.db"), "frobnicate"}, {"admin", "token"}} {
+	for _, args := range [][]string{{}, {"nope"}, {"client", "--replica", filepath.Join(t.TempDir(), "r.db"), "frobnicate"}, {"admin", "token"},
+		{"admin", "site", "add"}, {"admin", "user"}, {"admin", "device", "burn"}, {"admin", "enrol", "--db", "x.db"}} {
 		if _, err := ponte(t, context.Background(), args...); err != errUsage {
 			t.Errorf("ponte %q = %v, want a usage error", args, err)
 		}
+	}
+}
+
+// TestCLI_Admin: sites, users of every role, devices listed and revoked,
+// and clear refusals, as an administrator types them.
+func TestCLI_Admin(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "ponte.db")
+	site := strings.TrimSpace(mustPonte(t, "admin", "site", "add", "--db", db, "Sportello Tor Pignattara"))
+	if !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(site) {
+		t.Fatalf("site add printed %q, want the site id", site)
+	}
+	course := "11111111-2222-4333-8444-555555555555"
+	mustPonte(t, "admin", "user", "add", "--db", db, "--role", "mediator", "--site", site, "giulia")
+	mustPonte(t, "admin", "user", "add", "--db", db, "--role", "teacher", "--course", course, "marco")
+	mustPonte(t, "admin", "user", "add", "--db", db, "--role", "admin", "it")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"site", "add", "--db", db, "Sportello Tor Pignattara"}, "Sportello Tor Pignattara"},
+		{[]string{"user", "add", "--db", db, "--role", "mediator", "giulia"}, "giulia"},
+		{[]string{"user", "add", "--db", db, "--role", "mediator", "sara"}, "--site"},
+		{[]string{"user", "add", "--db", db, "--role", "boss", "sara"}, "boss"},
+		{[]string{"user", "add", "--db", db, "--role", "mediator", "--site", course, "sara"}, course},
+		{[]string{"token", "--db", db, "--user", "nobody"}, "nobody"},
+		{[]string{"device", "revoke", "--db", db, "0f8fad5b-d9cb-469f-a165-70867728950e"}, "0f8fad5b"},
+	} {
+		if _, err := ponte(t, context.Background(), append([]string{"admin"}, tt.args...)...); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("admin %q = %v, want a refusal mentioning %q", tt.args, err, tt.want)
+		}
+	}
+	mustPonte(t, "admin", "token", "--db", db, "--user", "giulia")
+	mustPonte(t, "admin", "token", "--db", db, "--user", "marco")
+	lines := strings.Split(strings.TrimSpace(mustPonte(t, "admin", "device", "list", "--db", db)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "\tgiulia\tactive\t-") || !strings.Contains(lines[1], "\tmarco\tactive\t-") {
+		t.Fatalf("device list = %q", lines)
+	}
+	id, _, _ := strings.Cut(lines[0], "\t")
+	mustPonte(t, "admin", "device", "revoke", "--db", db, id)
+	if out := mustPonte(t, "admin", "device", "list", "--db", db); !strings.Contains(out, id+"\tgiulia\trevoked") {
+		t.Fatalf("after revoke, device list = %q", out)
 	}
 }

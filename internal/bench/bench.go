@@ -116,7 +116,11 @@ func issueTokens(ctx context.Context, dbPath string, n int) ([]string, error) {
 	defer st.Close()
 	tokens := make([]string, n)
 	for i := range tokens {
-		if _, tokens[i], err = st.IssueToken(ctx, fmt.Sprintf("bench-%d", i)); err != nil {
+		user := fmt.Sprintf("bench-%d", i)
+		if err := st.AddUser(ctx, store.User{Name: user, Role: store.RoleCoordinator}); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		if _, tokens[i], err = st.IssueToken(ctx, user); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ponte-project/ponte/client"
 	"github.com/ponte-project/ponte/server"
+	"github.com/ponte-project/ponte/server/store"
 )
 
 // Logger returns a logger that writes to the test log only with
@@ -98,9 +100,14 @@ func (s *Server) Restart() {
 	s.tb.Fatalf("restart server: %v", err)
 }
 
-// Token issues a device token for user.
+// Token issues a device token for user, adding the user as a coordinator
+// (who sees everything) if they do not exist yet.
 func (s *Server) Token(user string) string {
 	s.tb.Helper()
+	err := s.Store.AddUser(context.Background(), store.User{Name: user, Role: store.RoleCoordinator})
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		s.tb.Fatalf("add user: %v", err)
+	}
 	_, token, err := s.Store.IssueToken(context.Background(), user)
 	if err != nil {
 		s.tb.Fatalf("issue token: %v", err)

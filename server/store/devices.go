@@ -9,9 +9,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/ponte-project/ponte/internal/sqlitedb"
 	"github.com/ponte-project/ponte/syncproto"
 )
 
@@ -20,27 +22,19 @@ const tokenPrefix = "ponte_"
 
 // Device is a device registered for a user.
 type Device struct {
-	ID      string
-	User    string
-	Node    string // the replica node the token is bound to; "" until first use
-	Revoked bool
+	ID        string     `json:"id"`
+	User      string     `json:"user"`
+	Node      string     `json:"node,omitempty"` // the replica node the token is bound to; "" until first use
+	CreatedAt time.Time  `json:"created_at"`
+	LastSeen  *time.Time `json:"last_seen,omitempty"`
+	Revoked   *time.Time `json:"revoked,omitempty"`
 }
 
-// IssueToken registers a new device for user, creating the user if needed,
-// and returns the device's id and its bearer token. Only the token's SHA-256
-// hash is stored: the token is shown once.
+// IssueToken registers a new device for an existing user and returns the
+// device's id and its bearer token. Only the token's SHA-256 hash is
+// stored: the token is shown once. An unknown user is an error wrapping
+// ErrNotFound.
 func (s *Store) IssueToken(ctx context.Context, user string) (deviceID, token string, err error) {
-	if user == "" || len(user) > 200 {
-		return "", "", syncproto.Errorf(syncproto.CodeInvalid, "user name must be 1 to 200 bytes")
-	}
-	var secret [32]byte
-	if _, err := rand.Read(secret[:]); err != nil {
-		return "", "", fmt.Errorf("issue token: %w", err)
-	}
-	token = tokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
-	deviceID = uuid.Must(uuid.NewV7()).String()
-	now := s.now().UnixMilli()
-
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tx, err := s.db.Writer.BeginTx(ctx, nil)
@@ -48,18 +42,114 @@ func (s *Store) IssueToken(ctx context.Context, user string) (deviceID, token st
 		return "", "", fmt.Errorf("issue token: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, role, created_at) VALUES (?, 'coordinator', ?)
-		ON CONFLICT DO NOTHING`, user, now); err != nil {
-		return "", "", fmt.Errorf("issue token: user: %w", err)
+	var found int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE name = ?`, user).Scan(&found); err != nil {
+		return "", "", fmt.Errorf("issue token: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO devices (id, user_name, token_hash, created_at) VALUES (?, ?, ?, ?)`,
-		deviceID, user, hashToken(token), now); err != nil {
-		return "", "", fmt.Errorf("issue token: device: %w", err)
+	if found == 0 {
+		return "", "", fmt.Errorf("issue token: user %q: %w", user, ErrNotFound)
+	}
+	d, token, err := insertDevice(ctx, tx, user, "", s.now().UnixMilli())
+	if err != nil {
+		return "", "", fmt.Errorf("issue token: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return "", "", fmt.Errorf("issue token: %w", err)
 	}
-	return deviceID, token, nil
+	return d.ID, token, nil
+}
+
+// insertDevice registers a device for user with a new token, bound to node
+// unless node is "".
+func insertDevice(ctx context.Context, tx *sql.Tx, user, node string, now int64) (Device, string, error) {
+	var secret [32]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return Device{}, "", err
+	}
+	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
+	d := Device{ID: uuid.Must(uuid.NewV7()).String(), User: user, Node: node, CreatedAt: time.UnixMilli(now).UTC()}
+	var bound any
+	if node != "" {
+		bound = node
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO devices (id, user_name, token_hash, node, created_at) VALUES (?, ?, ?, ?, ?)`,
+		d.ID, user, hashToken(token), bound, now); err != nil {
+		return Device{}, "", fmt.Errorf("device: %w", err)
+	}
+	return d, token, nil
+}
+
+// Devices returns every device, oldest first.
+func (s *Store) Devices(ctx context.Context) ([]Device, error) {
+	rows, err := s.db.Reader.QueryContext(ctx, `SELECT id, user_name, coalesce(node, ''), created_at, last_seen_at, revoked_at
+		FROM devices ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("devices: %w", err)
+	}
+	defer rows.Close()
+	var out []Device
+	for rows.Next() {
+		var d Device
+		var created int64
+		var seen, revoked sql.NullInt64
+		if err := rows.Scan(&d.ID, &d.User, &d.Node, &created, &seen, &revoked); err != nil {
+			return nil, fmt.Errorf("devices: %w", err)
+		}
+		d.CreatedAt = time.UnixMilli(created).UTC()
+		if seen.Valid {
+			t := time.UnixMilli(seen.Int64).UTC()
+			d.LastSeen = &t
+		}
+		if revoked.Valid {
+			t := time.UnixMilli(revoked.Int64).UTC()
+			d.Revoked = &t
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// RevokeDevice revokes a device: its token is refused from now on and the
+// device is told to wipe its replica. Revoking twice is harmless; an
+// unknown device is an error wrapping ErrNotFound.
+func (s *Store) RevokeDevice(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, err := s.db.Writer.ExecContext(ctx, `UPDATE devices SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`,
+		s.now().UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("revoke device %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("revoke device %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// Revoked returns the ids of the devices among ids that are revoked.
+func (s *Store) Revoked(ctx context.Context, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.db.Reader.QueryContext(ctx, `SELECT id FROM devices WHERE revoked_at IS NOT NULL AND id IN (`+
+		sqlitedb.Placeholders(len(ids), "?")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("revoked devices: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("revoked devices: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 func hashToken(token string) string {

@@ -200,6 +200,14 @@ func TestStore_OnCommitInCommitOrder(t *testing.T) {
 func TestStore_Authenticate(t *testing.T) {
 	st := mustOpen(t, filepath.Join(t.TempDir(), "s.db"), store.Options{})
 	ctx := context.Background()
+	if _, _, err := st.IssueToken(ctx, "amal"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("token for an unknown user: %v, want ErrNotFound", err)
+	}
+	for _, name := range []string{"amal", "bruno"} {
+		if err := st.AddUser(ctx, store.User{Name: name, Role: store.RoleCoordinator}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	_, token, err := st.IssueToken(ctx, "amal")
 	if err != nil {
 		t.Fatal(err)
