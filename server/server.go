@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -40,6 +41,15 @@ type Options struct {
 	// RevocationCheck is how often connected devices are checked for
 	// revocation (an admin revokes from another process); default 2s.
 	RevocationCheck time.Duration
+	// RequestRate and RequestBurst bound each device's requests (pushes,
+	// pulls, pings) per second; over them the device is disconnected with
+	// CodeRateLimited and comes back after its backoff. Defaults 50 and 200.
+	RequestRate, RequestBurst float64
+	// RefusalRate and RefusalBurst bound the refused handshakes (wrong
+	// tokens, wrong enrolment codes) per remote address per second; over
+	// them the address is refused before its credentials are even looked
+	// at. Defaults 0.2 (one every five seconds) and 20.
+	RefusalRate, RefusalBurst float64
 }
 
 func (o *Options) defaults() {
@@ -67,6 +77,18 @@ func (o *Options) defaults() {
 	if o.RevocationCheck <= 0 {
 		o.RevocationCheck = 2 * time.Second
 	}
+	if o.RequestRate <= 0 {
+		o.RequestRate = 50
+	}
+	if o.RequestBurst <= 0 {
+		o.RequestBurst = 200
+	}
+	if o.RefusalRate <= 0 {
+		o.RefusalRate = 0.2
+	}
+	if o.RefusalBurst <= 0 {
+		o.RefusalBurst = 20
+	}
 }
 
 // Server serves the sync endpoint. Create it with New.
@@ -76,6 +98,9 @@ type Server struct {
 	opts     Options
 	log      *slog.Logger
 	upgrader websocket.Upgrader
+
+	requests *limiter // per device
+	refusals *limiter // per remote address
 
 	mu       sync.Mutex
 	closing  bool
@@ -88,6 +113,8 @@ func New(st *store.Store, hub *Hub, opts Options) *Server {
 	opts.defaults()
 	return &Server{
 		store: st, hub: hub, opts: opts, log: opts.Logger,
+		requests: newLimiter(opts.RequestRate, opts.RequestBurst),
+		refusals: newLimiter(opts.RefusalRate, opts.RefusalBurst),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:    64 << 10,
 			WriteBufferSize:   64 << 10,
@@ -128,7 +155,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered the request
 	}
 	conn.SetReadLimit(syncproto.MaxFrameBytes)
-	sess, err := s.handshake(r.Context(), conn)
+	sess, err := s.handshake(r.Context(), conn, remoteHost(r))
 	if err != nil {
 		s.log.Info("handshake refused", "remote", r.RemoteAddr, "err", err)
 		conn.Close()
@@ -139,7 +166,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 
 // handshake reads the hello, authenticates the device and answers welcome,
 // or answers an error and returns it.
-func (s *Server) handshake(ctx context.Context, conn *websocket.Conn) (*session, error) {
+func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, remote string) (*session, error) {
 	sess := &session{
 		srv: s, conn: conn, log: s.log, loc: locales.Localizer(),
 		queue: make(chan outbound, s.opts.SendQueue), quit: make(chan struct{}),
@@ -168,6 +195,11 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn) (*session,
 	}
 	h := m.Hello
 	sess.loc = locales.Localizer(h.Lang)
+	// An address that keeps presenting wrong credentials is refused
+	// without a look at them: guessing tokens or codes gets nowhere.
+	if s.refusals.tokensLeft(remote, s.now()) < 1 {
+		return nil, refuse(syncproto.Errorf(syncproto.CodeRateLimited, "too many refused handshakes from %s", remote))
+	}
 	var dev store.Device
 	var token string // the new device's token, for an enrolment
 	if h.Enrol != "" {
@@ -176,6 +208,9 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn) (*session,
 		dev, err = s.store.Authenticate(ctx, h.Token, h.Device)
 	}
 	if err != nil {
+		if code := syncproto.ErrorCode(err); code == syncproto.CodeUnauthorized || code == syncproto.CodeRevoked {
+			s.refusals.allow(remote, s.now())
+		}
 		return nil, refuse(fmt.Errorf("hello: %w", err))
 	}
 	sess.actor = store.Actor{User: dev.User, Device: dev.ID, Node: h.Device}
@@ -231,6 +266,15 @@ func (s *Server) watchRevocations(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// remoteHost is the address a request came from, without its port.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (s *Server) isClosing() bool {

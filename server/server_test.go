@@ -194,7 +194,8 @@ func TestServer_RejectsBadMutationsAndAppliesTheRest(t *testing.T) {
 }
 
 func TestServer_DisconnectsSlowConsumer(t *testing.T) {
-	srv := testenv.MustStartServerAt(t, t.TempDir()+"/s.db", server.Config{Options: server.Options{SendQueue: 4}})
+	srv := testenv.MustStartServerAt(t, t.TempDir()+"/s.db", server.Config{Options: server.Options{SendQueue: 4,
+		RequestRate: 1000, RequestBurst: 1000}})
 	slow := dial(t, srv)
 	slow.hello(srv.Token("slow"))
 	slow.send(&syncproto.Message{Type: syncproto.TypePull, Pull: &syncproto.Pull{}})
@@ -292,4 +293,50 @@ func TestServer_MistypedMutationIsRefusedAlone(t *testing.T) {
 		r[1].Status != syncproto.StatusRejected || r[1].Code != syncproto.CodeBadMessage {
 		t.Fatalf("results = %+v, want the good one applied and the mistyped one refused", r)
 	}
+}
+
+// TestServer_RateLimits: a device sending requests faster than its limit is
+// disconnected with rate_limited; an address presenting wrong credentials
+// again and again is refused before they are looked at, right ones too.
+func TestServer_RateLimits(t *testing.T) {
+	srv := testenv.MustStartServerAt(t, t.TempDir()+"/s.db", server.Config{Options: server.Options{
+		RequestRate: 1, RequestBurst: 5, RefusalRate: 0.001, RefusalBurst: 3}})
+
+	t.Run("requests per device", func(t *testing.T) {
+		p := dial(t, srv)
+		p.hello(srv.Token("busy"))
+		for range 10 {
+			p.send(&syncproto.Message{Type: syncproto.TypePing, Ping: &syncproto.Ping{Time: 1}})
+		}
+		p.expectFatal(syncproto.CodeRateLimited)
+	})
+
+	t.Run("refused handshakes per address", func(t *testing.T) {
+		good := srv.Token("right")
+		for range 3 {
+			p := dial(t, srv)
+			p.send(&syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
+				Protocol: syncproto.ProtocolVersion, Device: p.node, Enrol: "AAAA-BBBB-CCCC"}})
+			p.expectFatal(syncproto.CodeUnauthorized)
+		}
+		p := dial(t, srv)
+		p.send(&syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
+			Protocol: syncproto.ProtocolVersion, Device: p.node, Token: good}})
+		p.expectFatal(syncproto.CodeRateLimited)
+	})
+}
+
+// TestServer_RefusesCrossOriginBrowsers: a page on another site cannot
+// open a sync connection with a user's browser; devices send no Origin.
+func TestServer_RefusesCrossOriginBrowsers(t *testing.T) {
+	srv := testenv.MustStartServer(t)
+	_, resp, err := websocket.DefaultDialer.Dial(srv.SyncURL(), http.Header{"Origin": {"https://evil.example"}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin handshake: %v, %+v; want 403", err, resp)
+	}
+	ws, _, err := websocket.DefaultDialer.Dial(srv.SyncURL(), http.Header{"Origin": {srv.URL()}})
+	if err != nil {
+		t.Fatalf("same-origin handshake: %v", err)
+	}
+	ws.Close()
 }

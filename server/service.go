@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,8 +22,11 @@ type Config struct {
 	Now    func() time.Time // the server's clock; nil means time.Now
 	// Schema, if set, checks every put before it is applied (see
 	// store.Options); `ponte serve` sets records.Schema.
-	Schema  syncproto.Schema
-	Options Options // connection tuning; Logger and Now are filled in
+	Schema syncproto.Schema
+	// TLSCert and TLSKey, both set, are PEM files: the service then serves
+	// HTTPS and devices sync over wss://.
+	TLSCert, TLSKey string
+	Options         Options // connection tuning; Logger and Now are filled in
 }
 
 // Service is the whole server wired together: store, hub, sync server and
@@ -33,6 +37,7 @@ type Service struct {
 	Server *Server
 
 	ln       net.Listener
+	tls      bool
 	http     *http.Server
 	stop     context.CancelFunc // stops the background work
 	stopped  chan struct{}      // closed when it has stopped
@@ -45,6 +50,9 @@ type Service struct {
 func Start(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("start: TLS needs both a certificate and a key")
 	}
 	svc := &Service{}
 	st, err := store.Open(ctx, cfg.DBPath, store.Options{Now: cfg.Now, Schema: cfg.Schema,
@@ -62,11 +70,21 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
 	svc.ln = ln
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			st.Close()
+			return nil, fmt.Errorf("start: load TLS certificate: %w", err)
+		}
+		svc.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		svc.tls = true
+	}
 	svc.http = &http.Server{Handler: svc.Server.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	svc.served = make(chan struct{})
 	go func() {
-		svc.serveErr = svc.http.Serve(ln)
+		svc.serveErr = svc.http.Serve(svc.ln)
 		close(svc.served)
 	}()
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -81,11 +99,21 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 // Addr returns the address the service listens on.
 func (svc *Service) Addr() string { return svc.ln.Addr().String() }
 
-// URL returns the service's base HTTP URL.
-func (svc *Service) URL() string { return "http://" + svc.Addr() }
+// URL returns the service's base HTTP URL (https with TLS).
+func (svc *Service) URL() string {
+	if svc.tls {
+		return "https://" + svc.Addr()
+	}
+	return "http://" + svc.Addr()
+}
 
-// SyncURL returns the websocket endpoint devices connect to.
-func (svc *Service) SyncURL() string { return "ws://" + svc.Addr() + "/sync" }
+// SyncURL returns the websocket endpoint devices connect to (wss with TLS).
+func (svc *Service) SyncURL() string {
+	if svc.tls {
+		return "wss://" + svc.Addr() + "/sync"
+	}
+	return "ws://" + svc.Addr() + "/sync"
+}
 
 // Done is closed when the HTTP server stops, by Close or by itself; Err then
 // says why.

@@ -145,6 +145,11 @@ func (s *session) readPump(reqs chan<- *syncproto.Message) {
 			s.kill(syncproto.ErrorCode(err))
 			return
 		}
+		if !s.srv.requests.allow(s.actor.Device, s.srv.now()) {
+			s.log.Warn("too many requests: disconnecting")
+			s.kill(syncproto.CodeRateLimited)
+			return
+		}
 		if m.Type == syncproto.TypePush {
 			// Validate here, beside the handler: the store's own Validate
 			// then finds the work done. Failures are the store's to report.

@@ -17,6 +17,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	db := fs.String("db", "ponte.db", "SQLite database file")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve HTTPS, devices sync over wss://")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the server stops")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -27,7 +29,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer stopProfile()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	svc, err := server.Start(ctx, server.Config{Addr: *addr, DBPath: *db, Logger: log, Schema: records.Schema})
+	svc, err := server.Start(ctx, server.Config{Addr: *addr, DBPath: *db, Logger: log, Schema: records.Schema,
+		TLSCert: *tlsCert, TLSKey: *tlsKey})
 	if err != nil {
 		return err
 	}
