@@ -33,7 +33,8 @@ func (c *Client) User(ctx context.Context) (string, error) {
 // MarkAbsent, MarkLate or MarkExcused), marked by this device's user. The
 // mark's id is records.AttendanceID(lesson, person): two teachers marking
 // the same person offline converge on one mark, and the other is kept as a
-// conflict. It fails with ErrUnknownUser before the first sync, and with
+// conflict. It fails with ErrUnknownUser before the first sync, with
+// ErrNotFound for a lesson the replica does not hold, and with
 // ErrInvalidWrite for a bad mark or id.
 func (c *Client) MarkAttendance(ctx context.Context, lessonID, personID, mark string) error {
 	user, err := c.User(ctx)
@@ -43,8 +44,16 @@ func (c *Client) MarkAttendance(ctx context.Context, lessonID, personID, mark st
 	if user == "" {
 		return fmt.Errorf("mark attendance: %w", ErrUnknownUser)
 	}
+	var courseID string
+	err = c.db.Reader.QueryRowContext(ctx, `SELECT course_id FROM lessons WHERE id = ?`, lessonID).Scan(&courseID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("mark attendance: lesson %s: %w", lessonID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("mark attendance: %w", err)
+	}
 	return c.Put(ctx, records.Attendance, records.AttendanceID(lessonID, personID), map[string]any{
-		"lesson_id": lessonID, "person_id": personID, "mark": mark, "marked_by": user,
+		"lesson_id": lessonID, "course_id": courseID, "person_id": personID, "mark": mark, "marked_by": user,
 		"marked_at": c.opts.Now().UTC().Format(time.RFC3339),
 	})
 }

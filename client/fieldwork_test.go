@@ -87,7 +87,7 @@ func writeCourse(t *testing.T, c *client.Client, start time.Time) course {
 				}
 			}
 			ops = append(ops, client.Op{Collection: records.Attendance, ID: records.AttendanceID(id, p), Fields: map[string]any{
-				"lesson_id": id, "person_id": p, "mark": mark, "marked_by": "marco"}})
+				"lesson_id": id, "course_id": crs.id, "person_id": p, "mark": mark, "marked_by": "marco"}})
 		}
 	}
 	if err := c.Write(ctx, ops...); err != nil {
@@ -334,10 +334,11 @@ func TestClient_ConcurrentMarksConverge(t *testing.T) {
 	if err := marco.MarkAttendance(ctx, uuid.NewString(), uuid.NewString(), records.MarkPresent); !errors.Is(err, client.ErrUnknownUser) {
 		t.Fatalf("mark before the first sync: %v, want ErrUnknownUser", err)
 	}
+	lesson, p, crs := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	mustPut(t, marco, records.Lessons, lesson, map[string]any{"course_id": crs, "start": "2026-11-24T18:00:00+01:00", "duration_minutes": 120})
 	mustSync(t, marco)
 	mustSync(t, sara)
 
-	lesson, p := uuid.NewString(), uuid.NewString()
 	if err := marco.MarkAttendance(ctx, lesson, p, records.MarkPresent); err != nil {
 		t.Fatal(err)
 	}

@@ -96,10 +96,12 @@ type Lesson struct {
 
 // AttendanceMark is one person's mark for one lesson. Its id is
 // AttendanceID(lesson, person), so two teachers marking the same person
-// offline write one record and converge on one mark. MarkedBy is the user
-// name of who marked it.
+// offline write one record and converge on one mark. CourseID is the
+// lesson's course: it says who may see and change the mark. MarkedBy is
+// the user name of who marked it.
 type AttendanceMark struct {
 	LessonID string `json:"lesson_id" validate:"required,uuid"`
+	CourseID string `json:"course_id" validate:"required,uuid"`
 	PersonID string `json:"person_id" validate:"required,uuid"`
 	Mark     string `json:"mark" validate:"required,oneof=present absent late excused"`
 	MarkedBy string `json:"marked_by" validate:"required,max=100"`

@@ -72,7 +72,7 @@ var (
 
 const validEnrolment = `{"course_id":"` + course + `","person_id":"` + person + `","status":"active","enrolled_date":"2026-10-01"}`
 
-const validAttendance = `{"lesson_id":"` + lesson + `","person_id":"` + person + `","mark":"present","marked_by":"marco","marked_at":"2026-11-24T18:05:00+01:00"}`
+const validAttendance = `{"lesson_id":"` + lesson + `","course_id":"` + course + `","person_id":"` + person + `","mark":"present","marked_by":"marco","marked_at":"2026-11-24T18:05:00+01:00"}`
 
 // fieldRules flattens a check's outcome to "field rule" strings.
 func fieldRules(t *testing.T, err error) []string {

@@ -75,6 +75,7 @@ CREATE VIEW lessons AS SELECT
 CREATE VIEW attendance AS SELECT
   id,
   json_extract(data, '$.lesson_id') AS lesson_id,
+  json_extract(data, '$.course_id') AS course_id,
   json_extract(data, '$.person_id') AS person_id,
   json_extract(data, '$.mark') AS mark,
   json_extract(data, '$.marked_by') AS marked_by,

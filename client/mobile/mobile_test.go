@@ -127,13 +127,20 @@ func TestReplica_ThroughTheMobileFacade(t *testing.T) {
 	if found, err := b.SearchPersons("أمينة", 10); err != nil || !strings.Contains(found, p1) {
 		t.Fatalf("search = %s, %v", found, err)
 	}
-	// b synced, so it knows its user and may mark attendance.
+	// a synced, so it knows its user and may mark attendance at a lesson
+	// it holds; the register lists no one until someone is enrolled.
 	lesson := "66666666-7777-4888-9999-aaaaaaaaaaaa"
-	if err := b.MarkAttendance(lesson, p1, "present"); err != nil {
+	if err := a.MarkAttendance(lesson, p1, "present"); !errors.As(err, &me) || me.Code != "not_found" {
+		t.Fatalf("mark at a lesson a does not hold = %v", err)
+	}
+	if err := a.Put("lessons", lesson, `{"course_id":"11111111-2222-4333-8444-555555555555","start":"2026-11-24T18:00:00+01:00","duration_minutes":90}`); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.MarkAttendance(lesson, p1, "present"); err != nil {
-		t.Fatal(err) // a synced too
+		t.Fatal(err)
+	}
+	if reg, err := a.Register(lesson); err != nil || reg != "[]" {
+		t.Fatalf("register = %q, %v", reg, err)
 	}
 	if reg, err := b.Register(lesson); !errors.As(err, &me) || me.Code != "not_found" || reg != "" {
 		t.Fatalf("register of a lesson b does not hold = %q, %v", reg, err)
