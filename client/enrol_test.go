@@ -12,6 +12,7 @@ import (
 	"github.com/ponte-project/ponte/client"
 	"github.com/ponte-project/ponte/internal/testenv"
 	"github.com/ponte-project/ponte/server"
+	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/server/store"
 	"github.com/ponte-project/ponte/syncproto"
 )
@@ -21,7 +22,7 @@ import (
 func enrolled(t *testing.T, srv *testenv.Server, user string) (*client.Client, string) {
 	t.Helper()
 	ctx := context.Background()
-	if err := srv.Store.AddUser(ctx, store.User{Name: user, Role: store.RoleCoordinator}); err != nil && !errors.Is(err, store.ErrExists) {
+	if err := srv.Store.AddUser(ctx, store.User{Name: user, Role: scope.Coordinator}); err != nil && !errors.Is(err, store.ErrExists) {
 		t.Fatal(err)
 	}
 	code, _, err := srv.Store.IssueEnrolmentCode(ctx, user)

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/ponte-project/ponte/internal/sqlitedb"
 	"github.com/ponte-project/ponte/syncproto"
@@ -261,6 +263,10 @@ func (c *Client) applyPage(ctx context.Context, tx *sqlitedb.Tx, page *syncproto
 				if err := recompute(ctx, tx, ch.Collection, ch.ID, ch); err != nil {
 					return nil, err
 				}
+				if _, err := tx.Exec(ctx, `UPDATE replica_records SET scopes = ? WHERE collection = ? AND id = ?`,
+					scopesOf(ch), ch.Collection, ch.ID); err != nil {
+					return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
+				}
 				changed = append(changed, RecordKey{Collection: ch.Collection, ID: ch.ID})
 				continue
 			}
@@ -268,11 +274,11 @@ func (c *Client) applyPage(ctx context.Context, tx *sqlitedb.Tx, page *syncproto
 		// One statement applies the change unless the replica already holds
 		// this seq or a later one (pages and pushed changes may overlap).
 		deleted := !hasFields(ch.Data)
-		res, err := tx.Exec(ctx, `INSERT INTO replica_records (collection, id, data, deleted, seq, server_data, stamps, tombstone)
-			VALUES (?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
+		res, err := tx.Exec(ctx, `INSERT INTO replica_records (collection, id, data, deleted, seq, server_data, stamps, tombstone, scopes)
+			VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
 			deleted = excluded.deleted, seq = excluded.seq, server_data = NULL, stamps = excluded.stamps,
-			tombstone = excluded.tombstone WHERE excluded.seq > replica_records.seq`, ch.Collection, ch.ID,
-			string(ch.Data), deleted, ch.Seq, string(ch.Stamps), ch.Deleted.String())
+			tombstone = excluded.tombstone, scopes = excluded.scopes WHERE excluded.seq > replica_records.seq`, ch.Collection, ch.ID,
+			string(ch.Data), deleted, ch.Seq, string(ch.Stamps), ch.Deleted.String(), scopesOf(ch))
 		if err != nil {
 			return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
 		}
@@ -287,6 +293,77 @@ func (c *Client) applyPage(ctx context.Context, tx *sqlitedb.Tx, page *syncproto
 		}
 	}
 	return changed, nil
+}
+
+// scopesOf returns how the replica stores the scopes a change came through.
+func scopesOf(ch *syncproto.Change) string {
+	if len(ch.Scopes) == 0 {
+		return "all"
+	}
+	return strings.Join(ch.Scopes, " ")
+}
+
+// dropLostScopes removes, when the session's scopes differ from the last
+// session's, the cursors of scopes no longer held and the records seen only
+// through them: a mediator moved off a site keeps nothing of it. Writes not
+// yet sent stay queued (the server will refuse them, and they will be
+// listed as rejected, not lost).
+func (c *Client) dropLostScopes(ctx context.Context, tx *sqlitedb.Tx, held []string) error {
+	joined := strings.Join(held, " ")
+	var last string
+	err := tx.QueryRow(ctx, `SELECT value FROM meta WHERE key = 'scopes'`).Scan(&last)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("scopes: %w", err)
+	}
+	if err == nil && last == joined {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT scope FROM cursors`)
+	if err != nil {
+		return fmt.Errorf("scopes: %w", err)
+	}
+	var lost []string
+	for rows.Next() {
+		var sc string
+		if err := rows.Scan(&sc); err != nil {
+			rows.Close()
+			return fmt.Errorf("scopes: %w", err)
+		}
+		if !slices.Contains(held, sc) {
+			lost = append(lost, sc)
+		}
+	}
+	rows.Close()
+	for _, sc := range lost {
+		if _, err := tx.Exec(ctx, `DELETE FROM cursors WHERE scope = ?`, sc); err != nil {
+			return fmt.Errorf("scopes: %w", err)
+		}
+	}
+	rows, err = tx.Query(ctx, `SELECT collection, id, scopes FROM replica_records WHERE seq > 0`)
+	if err != nil {
+		return fmt.Errorf("scopes: %w", err)
+	}
+	var gone [][2]string
+	for rows.Next() {
+		var coll, id, scopes string
+		if err := rows.Scan(&coll, &id, &scopes); err != nil {
+			rows.Close()
+			return fmt.Errorf("scopes: %w", err)
+		}
+		if !slices.ContainsFunc(strings.Fields(scopes), func(s string) bool { return slices.Contains(held, s) }) {
+			gone = append(gone, [2]string{coll, id})
+		}
+	}
+	rows.Close()
+	for _, k := range gone {
+		if err := c.forget(ctx, tx, k[0], k[1]); err != nil {
+			return err
+		}
+	}
+	if len(gone) > 0 || len(lost) > 0 {
+		c.log.Info("scopes changed: removed what they no longer show", "records", len(gone), "scopes", lost)
+	}
+	return setMeta(ctx, tx, "scopes", joined)
 }
 
 // forget removes a record that left the device's scopes, and the writes to

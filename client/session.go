@@ -276,6 +276,9 @@ func (c *Client) dial(ctx context.Context, enrol string) (*websocket.Conn, *sync
 		if err := c.checkServer(ctx, tx, m.Welcome); err != nil {
 			return err
 		}
+		if err := c.dropLostScopes(ctx, tx, m.Welcome.Scopes); err != nil {
+			return err
+		}
 		if restamp {
 			return c.restampPending(ctx, tx)
 		}

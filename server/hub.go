@@ -2,10 +2,14 @@ package server
 
 import (
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/ponte-project/ponte/server/scope"
+	"github.com/ponte-project/ponte/server/store"
 	"github.com/ponte-project/ponte/syncproto"
 )
 
@@ -26,40 +30,97 @@ func NewHub(log *slog.Logger, last int64) *Hub {
 	return &Hub{log: log, sessions: make(map[*session]struct{}), last: last}
 }
 
-// Broadcast sends changes to every live session whose cursor is behind them.
-// It never blocks: a session whose send queue is full is disconnected as a
-// slow consumer and catches up by pulling when it reconnects. Changes are
-// sent in messages of at most about syncproto.MaxPageBytes each.
-func (h *Hub) Broadcast(changes []syncproto.Change) {
-	if len(changes) == 0 {
+// Broadcast sends committed changes to every live session whose cursor is
+// behind them, each session what its scopes let it see: sessions holding
+// "all" every record change (one encoding shared by all of them), others
+// the records in their scopes, with their names only through a register,
+// and gone for records that left their scopes. It never blocks: a session
+// whose send queue is full is disconnected as a slow consumer and catches
+// up by pulling when it reconnects. Messages hold at most about
+// syncproto.MaxPageBytes each.
+func (h *Hub) Broadcast(committed []store.Committed) {
+	if len(committed) == 0 {
 		return
 	}
-	chunks := splitChanges(changes)
-	seq := changes[len(changes)-1].Seq
+	seq := committed[len(committed)-1].Seq
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.last = max(h.last, seq)
-	prepared := make([]*websocket.PreparedMessage, len(chunks))
+	// One encoding per distinct set of scopes: every coordinator shares one,
+	// every mediator of the same sites another.
+	encoded := map[string][]*websocket.PreparedMessage{}
 	for s := range h.sessions {
 		if !s.live || s.cursor >= seq {
 			continue
 		}
-		for i, chunk := range chunks {
-			if prepared[i] == nil {
-				p, err := prepare(chunk)
-				if err != nil { // a bug: live sessions would miss this commit, so end them
-					h.log.Error("broadcast: encode", "err", err)
-					for s := range h.sessions {
-						s.kill(syncproto.CodeInternal)
-					}
-					return
+		key := strings.Join(s.actor.Scopes, " ")
+		msgs, ok := encoded[key]
+		if !ok {
+			var err error
+			if msgs, err = prepareFor(s.actor.Scopes, committed, seq); err != nil { // a bug: live sessions would miss this commit, so end them
+				h.log.Error("broadcast: encode", "err", err)
+				for s := range h.sessions {
+					s.kill(syncproto.CodeInternal)
 				}
-				prepared[i] = p
+				return
 			}
-			s.enqueue(outbound{prepared: prepared[i]})
+			encoded[key] = msgs
+		}
+		for _, m := range msgs {
+			s.enqueue(outbound{prepared: m})
 		}
 		s.cursor = seq
 	}
+}
+
+// prepareFor encodes what a holder of scopes sees of committed, up to seq:
+// nothing if none of it is theirs (their cursors lag until they next pull,
+// which then finds nothing new).
+func prepareFor(held []string, committed []store.Committed, seq int64) ([]*websocket.PreparedMessage, error) {
+	all := slices.Contains(held, scope.All)
+	changes := make([]syncproto.Change, 0, len(committed))
+	for _, c := range committed {
+		switch seen := scope.Visible(held, c.Scopes); {
+		case all && c.Derived:
+			// a coordinator holds the person already
+		case all:
+			changes = append(changes, c.Change)
+		case len(seen) > 0:
+			ch := c.Change
+			if scope.Projected(seen) {
+				rec, err := ch.Record()
+				if err != nil {
+					return nil, err
+				}
+				ch = syncproto.NewChange(ch.Collection, ch.ID, ch.Seq, scope.Project(ch.Collection, rec))
+			}
+			ch.Scopes = seen
+			changes = append(changes, ch)
+		case len(scope.Visible(held, c.Left)) > 0:
+			changes = append(changes, syncproto.Change{Collection: c.Collection, ID: c.ID, Seq: c.Seq, Gone: true})
+		}
+	}
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	cursors := make(map[string]int64, len(held))
+	for _, k := range held {
+		cursors[k] = seq
+	}
+	var out []*websocket.PreparedMessage
+	for _, chunk := range splitChanges(changes) {
+		b, err := syncproto.Encode(&syncproto.Message{Type: syncproto.TypeChanges,
+			Page: &syncproto.Page{Changes: chunk, Cursors: cursors}})
+		if err != nil {
+			return nil, err
+		}
+		m, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // splitChanges cuts changes into runs that each fit a page.
@@ -75,15 +136,6 @@ func splitChanges(changes []syncproto.Change) [][]syncproto.Change {
 		size += n
 	}
 	return append(chunks, changes[start:])
-}
-
-func prepare(changes []syncproto.Change) (*websocket.PreparedMessage, error) {
-	b, err := syncproto.Encode(&syncproto.Message{Type: syncproto.TypeChanges, Page: &syncproto.Page{
-		Changes: changes, Cursors: map[string]int64{scopeAll: changes[len(changes)-1].Seq}}})
-	if err != nil {
-		return nil, err
-	}
-	return websocket.NewPreparedMessage(websocket.TextMessage, b)
 }
 
 func (h *Hub) add(s *session) {
@@ -112,7 +164,10 @@ func (h *Hub) finishPull(s *session, re uint64, page *syncproto.Page) bool {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	cursor := page.Cursors[scopeAll]
+	cursor := h.last // a holder of no scopes has nothing to catch up on
+	for _, k := range s.actor.Scopes {
+		cursor = min(cursor, page.Cursors[k])
+	}
 	if h.last > cursor {
 		page.More = true
 		s.live = false

@@ -23,11 +23,10 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/ponte-project/ponte/locales"
+	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/server/store"
 	"github.com/ponte-project/ponte/syncproto"
 )
-
-const scopeAll = store.ScopeAll
 
 // Options tune the server's connections. Zero values take the defaults.
 type Options struct {
@@ -213,11 +212,19 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, remote str
 		}
 		return nil, refuse(fmt.Errorf("hello: %w", err))
 	}
-	sess.actor = store.Actor{User: dev.User, Device: dev.ID, Node: h.Device}
+	user, err := s.store.GetUser(ctx, dev.User)
+	if err != nil {
+		return nil, refuse(fmt.Errorf("hello: %w", err))
+	}
+	scopes := scope.Of(user.Role, user.Sites, user.Courses)
+	if scopes == nil {
+		scopes = []string{} // an admin: no records
+	}
+	sess.actor = store.Actor{User: dev.User, Device: dev.ID, Node: h.Device, Scopes: scopes}
 	sess.log = s.log.With("user", dev.User, "device", dev.ID)
 	welcome := &syncproto.Message{Type: syncproto.TypeWelcome, Re: m.Re, Welcome: &syncproto.Welcome{
 		Protocol: syncproto.ProtocolVersion, Server: s.store.Clock().Node(), Seq: s.store.LastSeq(), ServerTime: s.now().UnixMilli(), User: dev.User,
-		Scopes: []string{scopeAll}, MaxBatch: syncproto.MaxBatch, Token: token,
+		Scopes: scopes, MaxBatch: syncproto.MaxBatch, Token: token,
 	}}
 	b, err := syncproto.Encode(welcome)
 	if err != nil {
@@ -231,7 +238,9 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, remote str
 }
 
 // DisconnectRevoked ends, with CodeRevoked, the sessions of devices that
-// have been revoked: each is told to wipe its replica.
+// have been revoked: each is told to wipe its replica. It also ends, with
+// CodeScopesChanged, the sessions of users whose sites or courses changed:
+// they reconnect and sync what their new scopes show.
 func (s *Server) DisconnectRevoked(ctx context.Context) error {
 	sessions := s.hub.all()
 	ids := make([]string, len(sessions))
@@ -242,10 +251,25 @@ func (s *Server) DisconnectRevoked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	users := map[string][]string{} // user → scopes now
 	for _, sess := range sessions {
 		if slices.Contains(revoked, sess.actor.Device) {
 			sess.log.Warn("device revoked: disconnecting")
 			sess.kill(syncproto.CodeRevoked)
+			continue
+		}
+		now, ok := users[sess.actor.User]
+		if !ok {
+			u, err := s.store.GetUser(ctx, sess.actor.User)
+			if err != nil {
+				return err
+			}
+			now = scope.Of(u.Role, u.Sites, u.Courses)
+			users[sess.actor.User] = now
+		}
+		if !slices.Equal(now, sess.actor.Scopes) && !(len(now) == 0 && len(sess.actor.Scopes) == 0) {
+			sess.log.Info("scopes changed: disconnecting so the device reconnects with its new scopes")
+			sess.kill(syncproto.CodeScopesChanged)
 		}
 	}
 	return nil

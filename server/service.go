@@ -56,7 +56,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	svc := &Service{}
 	st, err := store.Open(ctx, cfg.DBPath, store.Options{Now: cfg.Now, Schema: cfg.Schema,
-		OnCommit: func(cs []syncproto.Change) { svc.Hub.Broadcast(cs) }})
+		OnCommit: func(cs []store.Committed) { svc.Hub.Broadcast(cs) }})
 	if err != nil {
 		return nil, err
 	}

@@ -222,7 +222,7 @@ func (s *session) handle(ctx context.Context, m *syncproto.Message) error {
 		// while the next is read.
 		cursors := m.Pull.Cursors
 		for i := 0; i < max(m.Pull.Pages, 1); i++ {
-			page, err := s.srv.store.Pull(ctx, cursors, m.Pull.Limit)
+			page, err := s.srv.store.Pull(ctx, s.actor.Scopes, cursors, m.Pull.Limit)
 			if err != nil {
 				return err
 			}
@@ -321,6 +321,8 @@ func closeCode(c syncproto.Code) int {
 		return 4008
 	case syncproto.CodeRateLimited:
 		return 4029
+	case syncproto.CodeScopesChanged:
+		return websocket.CloseServiceRestart
 	}
 	return websocket.ClosePolicyViolation
 }

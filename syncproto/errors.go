@@ -23,6 +23,7 @@ const (
 	CodeSlowConsumer        Code = "slow_consumer"        // the client did not read fast enough
 	CodeRateLimited         Code = "rate_limited"         // too many requests; retry later
 	CodeShuttingDown        Code = "shutting_down"        // the server is stopping; reconnect later
+	CodeScopesChanged       Code = "scopes_changed"       // the user's scopes changed; reconnect now
 	CodeInternal            Code = "internal"             // a fault on the server; retry later
 	// CodeUnreachable never travels on the wire: a client reports it when it
 	// cannot reach the server or the connection drops.
@@ -76,6 +77,7 @@ var (
 	ErrSlowConsumer        = &Error{Code: CodeSlowConsumer}
 	ErrRateLimited         = &Error{Code: CodeRateLimited}
 	ErrShuttingDown        = &Error{Code: CodeShuttingDown}
+	ErrScopesChanged       = &Error{Code: CodeScopesChanged}
 	ErrInternal            = &Error{Code: CodeInternal}
 	ErrUnreachable         = &Error{Code: CodeUnreachable}
 )
@@ -100,5 +102,5 @@ func (c Code) MessageID() string { return "error." + string(c) }
 func Codes() []Code {
 	return []Code{CodeBadMessage, CodeProtocolUnsupported, CodeUnauthorized, CodeRevoked,
 		CodeForbidden, CodeInvalid, CodeTooLarge, CodeSlowConsumer, CodeRateLimited,
-		CodeShuttingDown, CodeInternal, CodeUnreachable}
+		CodeShuttingDown, CodeScopesChanged, CodeInternal, CodeUnreachable}
 }

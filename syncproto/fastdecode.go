@@ -248,6 +248,16 @@ func (p *fastParser) change() (Change, bool) {
 		}
 	}
 	c.Gone = p.lit(`,"gone":true`)
+	if p.lit(`,"scopes":[`) {
+		c.Scopes = []string{}
+		if !p.list(`]`, func() bool {
+			sc, ok := p.plainString()
+			c.Scopes = append(c.Scopes, sc)
+			return ok
+		}) || len(c.Scopes) == 0 {
+			return c, false
+		}
+	}
 	return c, p.lit(`}`)
 }
 

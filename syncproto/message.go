@@ -227,7 +227,9 @@ type Page struct {
 
 // Change is the current state of one record at server sequence Seq. Data and
 // Stamps are in the forms EncodeData and EncodeStamps write. Gone means the
-// record left the receiver's scopes: the receiver removes its copy.
+// record left the receiver's scopes: the receiver removes its copy. Scopes
+// are the receiver's scopes the record is in; absent, the receiver's only
+// scope is "all".
 type Change struct {
 	Collection string          `json:"collection"`
 	ID         string          `json:"id"`
@@ -236,6 +238,7 @@ type Change struct {
 	Stamps     json.RawMessage `json:"stamps,omitempty"`
 	Deleted    Stamp           `json:"deleted,omitzero"`
 	Gone       bool            `json:"gone,omitempty"`
+	Scopes     []string        `json:"scopes,omitempty"`
 }
 
 // NewChange returns the change that carries rec at seq.
@@ -444,6 +447,9 @@ func (p *Page) validate() error {
 		if !ValidName(c.Collection) || !ValidID(c.ID) || c.Seq <= 0 {
 			return Errorf(CodeBadMessage, "change %.70q/%.130q seq %d", c.Collection, c.ID, c.Seq)
 		}
+		if len(c.Scopes) > 1000 || slices.ContainsFunc(c.Scopes, func(s string) bool { return s == "" || len(s) > 128 }) {
+			return Errorf(CodeBadMessage, "change %s/%s: scopes", c.Collection, c.ID)
+		}
 	}
 	return validateCursors(p.Cursors)
 }
@@ -451,7 +457,8 @@ func (p *Page) validate() error {
 // Validate checks a mutation on its own: a UUID identifier, valid names, an
 // operation with the data it needs, a stamp, sizes within limits. Put values
 // are put in canonical form in place: compact, with <, > and & escaped as
-// encoding/json writes them, and text in Unicode NFC. Errors wrap ErrBadMessage or ErrTooLarge.
+// encoding/json writes them, and text in Unicode NFC. Errors wrap
+// ErrBadMessage or ErrTooLarge.
 func (m *Mutation) Validate() error {
 	if m.encoded != nil && m.Op == OpPut {
 		return nil // validated already, and unchanged since: Data is not to be modified after
@@ -585,6 +592,19 @@ func appendPage(b []byte, m *Message) ([]byte, bool) {
 		}
 		if c.Gone {
 			b = append(b, `,"gone":true`...)
+		}
+		if len(c.Scopes) > 0 {
+			b = append(b, `,"scopes":[`...)
+			for i, sc := range c.Scopes {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				var ok bool
+				if b, ok = appendPlainString(b, sc); !ok {
+					return nil, false
+				}
+			}
+			b = append(b, ']')
 		}
 		b = append(b, '}')
 	}

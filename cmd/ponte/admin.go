@@ -12,6 +12,7 @@ import (
 	"github.com/nicksnyder/go-i18n/v2/i18n"
 
 	"github.com/ponte-project/ponte/locales"
+	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/server/store"
 )
 
@@ -46,8 +47,10 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var role, user string
 	var sites, courses multiFlag
 	switch cmd {
-	case "user add":
-		fs.StringVar(&role, "role", "", "mediator, teacher, coordinator or admin")
+	case "user add", "user set":
+		if cmd == "user add" {
+			fs.StringVar(&role, "role", "", "mediator, teacher, coordinator or admin")
+		}
 		fs.Var(&sites, "site", "a site the user works at (repeat for several)")
 		fs.Var(&courses, "course", "a course the user teaches (repeat for several)")
 	case "token", "enrol":
@@ -60,7 +63,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errUsage
 	}
 	names := fs.Args()
-	wantNames := map[string]int{"site add": 1, "user add": 1, "device revoke": 1}[cmd]
+	wantNames := map[string]int{"site add": 1, "user add": 1, "user set": 1, "device revoke": 1}[cmd]
 	if len(names) != wantNames || ((cmd == "token" || cmd == "enrol") && user == "") {
 		return usage()
 	}
@@ -93,7 +96,9 @@ func adminCommand(ctx context.Context, st *store.Store, loc *i18n.Localizer, cmd
 		}
 		fmt.Fprintln(stdout, id)
 	case "user add":
-		return st.AddUser(ctx, store.User{Name: names[0], Role: store.Role(role), Sites: sites, Courses: courses})
+		return st.AddUser(ctx, store.User{Name: names[0], Role: scope.Role(role), Sites: sites, Courses: courses})
+	case "user set":
+		return st.SetAssignments(ctx, names[0], sites, courses)
 	case "token":
 		device, token, err := st.IssueToken(ctx, user)
 		if err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/ponte-project/ponte/client"
 	"github.com/ponte-project/ponte/internal/sampledata"
 	"github.com/ponte-project/ponte/records"
+	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/server/store"
 )
 
@@ -117,7 +118,7 @@ func issueTokens(ctx context.Context, dbPath string, n int) ([]string, error) {
 	tokens := make([]string, n)
 	for i := range tokens {
 		user := fmt.Sprintf("bench-%d", i)
-		if err := st.AddUser(ctx, store.User{Name: user, Role: store.RoleCoordinator}); err != nil {
+		if err := st.AddUser(ctx, store.User{Name: user, Role: scope.Coordinator}); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
 		if _, tokens[i], err = st.IssueToken(ctx, user); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ponte-project/ponte/client"
 	"github.com/ponte-project/ponte/server"
+	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/server/store"
 )
 
@@ -104,7 +105,7 @@ func (s *Server) Restart() {
 // (who sees everything) if they do not exist yet.
 func (s *Server) Token(user string) string {
 	s.tb.Helper()
-	err := s.Store.AddUser(context.Background(), store.User{Name: user, Role: store.RoleCoordinator})
+	err := s.Store.AddUser(context.Background(), store.User{Name: user, Role: scope.Coordinator})
 	if err != nil && !errors.Is(err, store.ErrExists) {
 		s.tb.Fatalf("add user: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ponte-project/ponte/internal/sampledata"
+	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/server/store"
 	"github.com/ponte-project/ponte/syncproto"
 )
@@ -68,7 +69,7 @@ func BenchmarkStore_Pull(b *testing.B) {
 	b.ResetTimer()
 	n := 0
 	for b.Loop() {
-		page, err := st.Pull(context.Background(), map[string]int64{store.ScopeAll: int64(r.IntN(8000))}, 2000)
+		page, err := st.Pull(context.Background(), []string{scope.All}, map[string]int64{scope.All: int64(r.IntN(8000))}, 2000)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -20,24 +20,24 @@ import (
 	"time"
 
 	"github.com/ponte-project/ponte/internal/sqlitedb"
+	"github.com/ponte-project/ponte/records"
+	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/syncproto"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// ScopeAll is the scope that holds every record. Until per-user scopes
-// exist, every device reads and writes it.
-const ScopeAll = "all"
-
 // DefaultPageSize is the number of changes in a page when a pull names none.
 const DefaultPageSize = 1000
 
-// Actor is who makes a write: the authenticated user and device.
+// Actor is who makes a write: the authenticated user and device, and the
+// scopes the user holds (package scope), which decide what they may change.
 type Actor struct {
 	User   string
 	Device string // device id
 	Node   string // the device's replica node
+	Scopes []string
 }
 
 // Options configure a Store.
@@ -45,9 +45,10 @@ type Options struct {
 	// Now is the server's physical clock; nil means time.Now.
 	Now func() time.Time
 	// OnCommit, if set, is called after each commit that changed records,
-	// with their new states in sequence order. Calls are serialised and come
-	// in commit order; OnCommit must not block or call the Store's writers.
-	OnCommit func([]syncproto.Change)
+	// with their new states and scopes in sequence order. Calls are
+	// serialised and come in commit order; OnCommit must not block or call
+	// the Store's writers.
+	OnCommit func([]Committed)
 	// Schema, if set, checks every put before it is applied: a put whose
 	// record would break its rules is rejected with CodeInvalid and the
 	// fields at fault. Ponte's server sets records.Schema.
@@ -59,7 +60,7 @@ type Store struct {
 	db       *sqlitedb.DB
 	clock    *syncproto.Clock
 	now      func() time.Time
-	onCommit func([]syncproto.Change)
+	onCommit func([]Committed)
 	schema   syncproto.Schema
 
 	mu  sync.Mutex // serialises writes; guards seq
@@ -152,7 +153,7 @@ func (s *Store) Apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 	return results, nil
 }
 
-func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutation) ([]syncproto.MutationResult, []syncproto.Change, error) {
+func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutation) ([]syncproto.MutationResult, []Committed, error) {
 	sqlTx, err := s.db.Writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, nil, err
@@ -164,7 +165,15 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 	if err != nil {
 		return nil, nil, err
 	}
-	records, err := loadRecords(ctx, tx, muts)
+	recs, err := loadRecords(ctx, tx, muts)
+	if err != nil {
+		return nil, nil, err
+	}
+	rids := make([]int64, 0, len(recs))
+	for _, cur := range recs {
+		rids = append(rids, cur.rid)
+	}
+	keys, err := loadKeys(ctx, tx, rids)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -173,7 +182,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 	now := physical.UnixMilli()
 	results := make([]syncproto.MutationResult, len(muts))
 	changed := make(map[recordKey]int) // record → index in changes
-	var changes []syncproto.Change
+	var changes []Committed
 	for i := range muts {
 		m := &muts[i]
 		res := &results[i]
@@ -199,7 +208,18 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			continue
 		}
 		key := recordKey{m.Collection, m.Record}
-		cur := records[key]
+		cur := recs[key]
+		// A record is changed by those who may change it as it stands; a
+		// new one by those who may change it as it would be.
+		writeKeys := keys[cur.rid]
+		if cur.rid == 0 {
+			writeKeys = scope.Keys(m.Collection, m.Record, syncproto.Intent(cur.rec, m))
+		}
+		if !scope.CanWrite(actor.Scopes, writeKeys) {
+			res.Status, res.Code = syncproto.StatusRejected, syncproto.CodeForbidden
+			res.Message = fmt.Sprintf("%s/%s is outside the scopes of %s", m.Collection, m.Record, actor.User)
+			continue
+		}
 		if s.schema != nil && m.Op == syncproto.OpPut {
 			if err := s.schema.Check(m.Collection, m.Record, syncproto.Intent(cur.rec, m), physical); err != nil {
 				res.Status, res.Code, res.Message = syncproto.StatusRejected, syncproto.ErrorCode(err), err.Error()
@@ -239,12 +259,30 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 				m.Collection, m.Record, string(ch.Data), string(ch.Stamps), ch.Deleted.String()); err != nil {
 				return nil, nil, fmt.Errorf("mutation %s: store record: %w", m.ID, err)
 			}
-			records[key] = current{rec: next, seq: seq, rid: cur.rid}
+			recs[key] = current{rec: next, seq: seq, rid: cur.rid}
+			had := keys[cur.rid]
+			now, err := keysNow(ctx, tx, m.Collection, m.Record, next, had)
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := setKeys(ctx, tx, cur.rid, had, now, seq, true); err != nil {
+				return nil, nil, err
+			}
+			keys[cur.rid] = now
+			c := Committed{Change: ch, Scopes: now, Left: left(had, now)}
 			if j, ok := changed[key]; ok {
-				changes[j] = ch
+				c.Left = left(append(changes[j].Left, c.Left...), now)
+				changes[j] = c
 			} else {
 				changed[key] = len(changes)
-				changes = append(changes, ch)
+				changes = append(changes, c)
+			}
+			if m.Collection == records.Enrolments {
+				derived, err := registersChanged(ctx, tx, keys, cur.rec, next, seq)
+				if err != nil {
+					return nil, nil, fmt.Errorf("mutation %s: %w", m.ID, err)
+				}
+				changes = append(changes, derived...)
 			}
 		}
 		var data any
@@ -281,7 +319,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		return nil, nil, fmt.Errorf("commit: %w", err)
 	}
 	// Keep sequence order for the broadcast even when a record changed twice.
-	sortChanges(changes)
+	slices.SortStableFunc(changes, func(a, b Committed) int { return cmp.Compare(a.Seq, b.Seq) })
 	return results, changes, nil
 }
 
@@ -381,10 +419,6 @@ func loadRecords(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation
 	return out, rows.Err()
 }
 
-func sortChanges(cs []syncproto.Change) {
-	slices.SortFunc(cs, func(a, b syncproto.Change) int { return cmp.Compare(a.Seq, b.Seq) })
-}
-
 func nullRaw(v json.RawMessage) any {
 	if v == nil {
 		return nil
@@ -431,14 +465,20 @@ func (s *Store) Get(ctx context.Context, collection, id string) (syncproto.Recor
 	return cur.rec, cur.seq, nil
 }
 
-// Pull returns up to limit changes after the cursors, in sequence order, and
-// the cursors to resume from. limit <= 0 means DefaultPageSize. A page stops
-// early once it holds about syncproto.MaxPageBytes, so it always fits a frame.
-func (s *Store) Pull(ctx context.Context, cursors map[string]int64, limit int) (*syncproto.Page, error) {
+// Pull returns up to limit changes after the cursors that a holder of the
+// scopes held may read, and the cursors to resume from. limit <= 0 means
+// DefaultPageSize. A page stops early once it holds about
+// syncproto.MaxPageBytes, so it always fits a frame. Holding scope.All, the
+// changes come in sequence order under the one cursor "all"; otherwise
+// scope by scope (pullScoped).
+func (s *Store) Pull(ctx context.Context, held []string, cursors map[string]int64, limit int) (*syncproto.Page, error) {
 	if limit <= 0 || limit > syncproto.MaxPage {
 		limit = DefaultPageSize
 	}
-	after := cursors[ScopeAll]
+	if !slices.Contains(held, scope.All) {
+		return s.pullScoped(ctx, held, cursors, limit)
+	}
+	after := cursors[scope.All]
 	rows, err := s.db.Reader.QueryContext(ctx, `SELECT collection, id, seq, data, stamps, deleted FROM records
 		WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit+1)
 	if err != nil {
@@ -472,7 +512,7 @@ func (s *Store) Pull(ctx context.Context, cursors map[string]int64, limit int) (
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
-	page.Cursors = map[string]int64{ScopeAll: after}
+	page.Cursors = map[string]int64{scope.All: after}
 	return page, nil
 }
 

@@ -13,13 +13,14 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/server/store"
 	"github.com/ponte-project/ponte/syncproto"
 )
 
 const node = "0123456789abcdef0123456789abcdef"
 
-var actor = store.Actor{User: "amal", Device: "d1", Node: node}
+var actor = store.Actor{User: "amal", Device: "d1", Node: node, Scopes: []string{scope.All}}
 
 func mustOpen(tb testing.TB, path string, opts store.Options) *store.Store {
 	tb.Helper()
@@ -108,11 +109,11 @@ func TestStore_PullPagesInOrder(t *testing.T) {
 	var seen []string
 	cursors := map[string]int64{}
 	for pages := 0; ; pages++ {
-		page, err := st.Pull(context.Background(), cursors, 10)
+		page, err := st.Pull(context.Background(), []string{scope.All}, cursors, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		last := cursors[store.ScopeAll]
+		last := cursors[scope.All]
 		for _, c := range page.Changes {
 			if c.Seq <= last {
 				t.Fatalf("page out of order: seq %d after %d", c.Seq, last)
@@ -142,7 +143,7 @@ func TestStore_PagesAndRecordsAreBoundedInBytes(t *testing.T) {
 		muts = append(muts, put(fmt.Sprintf("p%02d", i), `{"notes":"`+big+`"}`, now+int64(i)))
 	}
 	mustApply(t, st, muts...)
-	page, err := st.Pull(context.Background(), nil, 1000)
+	page, err := st.Pull(context.Background(), []string{scope.All}, nil, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ func TestStore_PagesAndRecordsAreBoundedInBytes(t *testing.T) {
 func TestStore_OnCommitInCommitOrder(t *testing.T) {
 	var mu sync.Mutex
 	var seqs []int64
-	st := mustOpen(t, filepath.Join(t.TempDir(), "s.db"), store.Options{OnCommit: func(cs []syncproto.Change) {
+	st := mustOpen(t, filepath.Join(t.TempDir(), "s.db"), store.Options{OnCommit: func(cs []store.Committed) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range cs {
@@ -204,7 +205,7 @@ func TestStore_Authenticate(t *testing.T) {
 		t.Fatalf("token for an unknown user: %v, want ErrNotFound", err)
 	}
 	for _, name := range []string{"amal", "bruno"} {
-		if err := st.AddUser(ctx, store.User{Name: name, Role: store.RoleCoordinator}); err != nil {
+		if err := st.AddUser(ctx, store.User{Name: name, Role: scope.Coordinator}); err != nil {
 			t.Fatal(err)
 		}
 	}

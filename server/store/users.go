@@ -14,22 +14,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/syncproto"
 )
-
-// Role is what a user does, and so what they may see and change.
-type Role string
-
-// The roles.
-const (
-	RoleMediator    Role = "mediator"    // the persons and appointments of their sites
-	RoleTeacher     Role = "teacher"     // their courses: lessons, enrolments, attendance, names of the enrolled
-	RoleCoordinator Role = "coordinator" // central staff: everything, read and review
-	RoleAdmin       Role = "admin"       // users and devices
-)
-
-// Roles lists every role.
-func Roles() []Role { return []Role{RoleMediator, RoleTeacher, RoleCoordinator, RoleAdmin} }
 
 // Errors of the user and device registry. They wrap syncproto codes so the
 // edges report them the same way as every other error.
@@ -49,10 +36,10 @@ type Site struct {
 
 // User is a person who uses Ponte, with their role and where they work.
 type User struct {
-	Name    string   `json:"name"`
-	Role    Role     `json:"role"`
-	Sites   []string `json:"sites,omitempty"`   // site ids, for mediators
-	Courses []string `json:"courses,omitempty"` // course ids, for teachers
+	Name    string     `json:"name"`
+	Role    scope.Role `json:"role"`
+	Sites   []string   `json:"sites,omitempty"`   // site ids, for mediators
+	Courses []string   `json:"courses,omitempty"` // course ids, for teachers
 }
 
 // AddSite creates a site and returns its id (a UUIDv7). A name already
@@ -94,6 +81,63 @@ func (s *Store) Sites(ctx context.Context) ([]Site, error) {
 	return out, rows.Err()
 }
 
+// SetAssignments replaces the sites and courses of a user (a mediator
+// moving to other sites, a teacher joining or leaving a course). Devices
+// already connected are told to reconnect within seconds
+// (Server.DisconnectRevoked), and then receive what they gained and remove
+// what they lost. Errors are those of AddUser.
+func (s *Store) SetAssignments(ctx context.Context, name string, sites, courses []string) error {
+	u, err := s.GetUser(ctx, name)
+	if err != nil {
+		return err
+	}
+	u.Sites, u.Courses = sites, courses
+	if err := u.check(); err != nil {
+		return fmt.Errorf("assign %q: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.db.Writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("assign %q: %w", name, err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{`DELETE FROM user_sites WHERE user_name = ?`, `DELETE FROM user_courses WHERE user_name = ?`} {
+		if _, err := tx.ExecContext(ctx, q, name); err != nil {
+			return fmt.Errorf("assign %q: %w", name, err)
+		}
+	}
+	if err := assign(ctx, tx, u); err != nil {
+		return fmt.Errorf("assign %q: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("assign %q: %w", name, err)
+	}
+	return nil
+}
+
+// assign records a user's sites and courses; sites must exist.
+func assign(ctx context.Context, tx *sql.Tx, u User) error {
+	for _, site := range u.Sites {
+		var found int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sites WHERE id = ?`, site).Scan(&found); err != nil {
+			return err
+		}
+		if found == 0 {
+			return fmt.Errorf("site %s: %w", site, ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO user_sites (user_name, site_id) VALUES (?, ?)`, u.Name, site); err != nil {
+			return err
+		}
+	}
+	for _, course := range u.Courses {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO user_courses (user_name, course_id) VALUES (?, ?)`, u.Name, course); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // AddUser creates a user. A mediator needs at least one site and a teacher
 // at least one course; sites must exist. Errors wrap ErrExists for a name
 // taken, ErrNotFound for an unknown site, and syncproto.ErrInvalid for a
@@ -117,22 +161,8 @@ func (s *Store) AddUser(ctx context.Context, u User) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("add user %q: %w", u.Name, ErrExists)
 	}
-	for _, site := range u.Sites {
-		var found int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sites WHERE id = ?`, site).Scan(&found); err != nil {
-			return fmt.Errorf("add user %q: %w", u.Name, err)
-		}
-		if found == 0 {
-			return fmt.Errorf("add user %q: site %s: %w", u.Name, site, ErrNotFound)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO user_sites (user_name, site_id) VALUES (?, ?)`, u.Name, site); err != nil {
-			return fmt.Errorf("add user %q: %w", u.Name, err)
-		}
-	}
-	for _, course := range u.Courses {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO user_courses (user_name, course_id) VALUES (?, ?)`, u.Name, course); err != nil {
-			return fmt.Errorf("add user %q: %w", u.Name, err)
-		}
+	if err := assign(ctx, tx, u); err != nil {
+		return fmt.Errorf("add user %q: %w", u.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("add user %q: %w", u.Name, err)
@@ -144,11 +174,11 @@ func (u User) check() error {
 	switch {
 	case u.Name == "" || len(u.Name) > 100 || strings.TrimSpace(u.Name) != u.Name:
 		return syncproto.Errorf(syncproto.CodeInvalid, "a user name is 1 to 100 bytes, without surrounding spaces")
-	case !slices.Contains(Roles(), u.Role):
-		return syncproto.Errorf(syncproto.CodeInvalid, "role %q is not one of %v", u.Role, Roles())
-	case u.Role == RoleMediator && len(u.Sites) == 0:
+	case !slices.Contains(scope.Roles(), u.Role):
+		return syncproto.Errorf(syncproto.CodeInvalid, "role %q is not one of %v", u.Role, scope.Roles())
+	case u.Role == scope.Mediator && len(u.Sites) == 0:
 		return syncproto.Errorf(syncproto.CodeInvalid, "a mediator works at one site or more (--site)")
-	case u.Role == RoleTeacher && len(u.Courses) == 0:
+	case u.Role == scope.Teacher && len(u.Courses) == 0:
 		return syncproto.Errorf(syncproto.CodeInvalid, "a teacher teaches one course or more (--course)")
 	}
 	for _, c := range u.Courses {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/server/store"
 	"github.com/ponte-project/ponte/syncproto"
 )
@@ -32,16 +33,16 @@ func TestStore_UsersAndSites(t *testing.T) {
 		u    store.User
 		want error
 	}{
-		{"mediator", store.User{Name: "giulia", Role: store.RoleMediator, Sites: []string{tor}}, nil},
-		{"teacher", store.User{Name: "marco", Role: store.RoleTeacher, Courses: []string{course}}, nil},
-		{"coordinator", store.User{Name: "anna", Role: store.RoleCoordinator}, nil},
-		{"admin", store.User{Name: "it", Role: store.RoleAdmin}, nil},
-		{"taken", store.User{Name: "giulia", Role: store.RoleCoordinator}, store.ErrExists},
-		{"mediator without a site", store.User{Name: "x", Role: store.RoleMediator}, syncproto.ErrInvalid},
-		{"teacher without a course", store.User{Name: "x", Role: store.RoleTeacher}, syncproto.ErrInvalid},
+		{"mediator", store.User{Name: "giulia", Role: scope.Mediator, Sites: []string{tor}}, nil},
+		{"teacher", store.User{Name: "marco", Role: scope.Teacher, Courses: []string{course}}, nil},
+		{"coordinator", store.User{Name: "anna", Role: scope.Coordinator}, nil},
+		{"admin", store.User{Name: "it", Role: scope.Admin}, nil},
+		{"taken", store.User{Name: "giulia", Role: scope.Coordinator}, store.ErrExists},
+		{"mediator without a site", store.User{Name: "x", Role: scope.Mediator}, syncproto.ErrInvalid},
+		{"teacher without a course", store.User{Name: "x", Role: scope.Teacher}, syncproto.ErrInvalid},
 		{"unknown role", store.User{Name: "x", Role: "boss"}, syncproto.ErrInvalid},
-		{"unknown site", store.User{Name: "x", Role: store.RoleMediator, Sites: []string{uuid.NewString()}}, store.ErrNotFound},
-		{"empty name", store.User{Role: store.RoleAdmin}, syncproto.ErrInvalid},
+		{"unknown site", store.User{Name: "x", Role: scope.Mediator, Sites: []string{uuid.NewString()}}, store.ErrNotFound},
+		{"empty name", store.User{Role: scope.Admin}, syncproto.ErrInvalid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := st.AddUser(ctx, tt.u); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
@@ -50,7 +51,7 @@ func TestStore_UsersAndSites(t *testing.T) {
 		})
 	}
 	u, err := st.GetUser(ctx, "giulia")
-	if err != nil || u.Role != store.RoleMediator || !slices.Equal(u.Sites, []string{tor}) {
+	if err != nil || u.Role != scope.Mediator || !slices.Equal(u.Sites, []string{tor}) {
 		t.Errorf("GetUser = %+v, %v", u, err)
 	}
 	if _, err := st.GetUser(ctx, "x"); !errors.Is(err, store.ErrNotFound) {
@@ -62,7 +63,7 @@ func TestStore_EnrolmentCodes(t *testing.T) {
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	st := mustOpen(t, filepath.Join(t.TempDir(), "s.db"), store.Options{Now: func() time.Time { return now }})
 	ctx := context.Background()
-	if err := st.AddUser(ctx, store.User{Name: "anna", Role: store.RoleCoordinator}); err != nil {
+	if err := st.AddUser(ctx, store.User{Name: "anna", Role: scope.Coordinator}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := st.IssueEnrolmentCode(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
@@ -105,7 +106,7 @@ func TestStore_EnrolmentCodes(t *testing.T) {
 func TestStore_RevokeDevice(t *testing.T) {
 	st := mustOpen(t, filepath.Join(t.TempDir(), "s.db"), store.Options{})
 	ctx := context.Background()
-	if err := st.AddUser(ctx, store.User{Name: "anna", Role: store.RoleCoordinator}); err != nil {
+	if err := st.AddUser(ctx, store.User{Name: "anna", Role: scope.Coordinator}); err != nil {
 		t.Fatal(err)
 	}
 	id, token, err := st.IssueToken(ctx, "anna")

@@ -1,0 +1,312 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/ponte-project/ponte/internal/sqlitedb"
+	"github.com/ponte-project/ponte/records"
+	"github.com/ponte-project/ponte/server/scope"
+	"github.com/ponte-project/ponte/syncproto"
+)
+
+// Committed is a change as the hub needs it: the record's new state, the
+// scopes it is in now (besides "all") and the scopes it just left.
+type Committed struct {
+	syncproto.Change
+	Scopes []string
+	Left   []string
+	// Derived marks a person who entered or left a course's register
+	// because an enrolment changed: the person's record did not change,
+	// so devices holding "all" have it already.
+	Derived bool
+}
+
+// loadKeys returns the scopes of the records numbered rids.
+func loadKeys(ctx context.Context, tx *sqlitedb.Tx, rids []int64) (map[int64][]string, error) {
+	out := make(map[int64][]string, len(rids))
+	if len(rids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(rids))
+	for i, r := range rids {
+		args[i] = r
+	}
+	rows, err := tx.Query(ctx, `SELECT rid, scope FROM record_scopes WHERE rid IN (`+
+		sqlitedb.Placeholders(len(rids), "?")+`) ORDER BY rid, scope`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("load scopes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rid int64
+		var sc string
+		if err := rows.Scan(&rid, &sc); err != nil {
+			return nil, fmt.Errorf("load scopes: %w", err)
+		}
+		out[rid] = append(out[rid], sc)
+	}
+	return out, rows.Err()
+}
+
+// keysNow returns the scopes a record is in as it now stands: its own
+// (scope.Keys) and, for a person, the registers of the courses they are
+// enrolled on. A deleted record keeps the scopes it had, so its tombstone
+// reaches the devices that held it.
+func keysNow(ctx context.Context, tx *sqlitedb.Tx, collection, id string, rec syncproto.Record, had []string) ([]string, error) {
+	if !rec.Exists() {
+		return had, nil
+	}
+	keys := scope.Keys(collection, id, rec.Data)
+	if collection == records.Persons {
+		rows, err := tx.Query(ctx, `SELECT DISTINCT json_extract(data, '$.course_id') FROM records
+			WHERE collection = 'enrolments' AND json_extract(data, '$.person_id') = ?
+			AND json_type(data, '$.course_id') = 'text' AND coalesce(json_extract(data, '$.status'), '') <> 'withdrawn'`, id)
+		if err != nil {
+			return nil, fmt.Errorf("registers of %s: %w", id, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var course string
+			if err := rows.Scan(&course); err != nil {
+				return nil, fmt.Errorf("registers of %s: %w", id, err)
+			}
+			keys = append(keys, scope.Register(course))
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("registers of %s: %w", id, err)
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys), nil
+}
+
+// setKeys moves a record from the scopes had to the scopes now, at seq:
+// entries for new scopes, exits from lost ones. changed says the record
+// itself changed at seq, so every scope it stays in must serve it again.
+func setKeys(ctx context.Context, tx *sqlitedb.Tx, rid int64, had, now []string, seq int64, changed bool) error {
+	if changed {
+		if _, err := tx.Exec(ctx, `UPDATE record_scopes SET seq = ? WHERE rid = ?`, seq, rid); err != nil {
+			return fmt.Errorf("scopes of record %d: %w", rid, err)
+		}
+	}
+	for _, k := range now {
+		if slices.Contains(had, k) {
+			continue
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO record_scopes (scope, rid, seq) VALUES (?, ?, ?)
+			ON CONFLICT (scope, rid) DO UPDATE SET seq = excluded.seq`, k, rid, seq); err != nil {
+			return fmt.Errorf("scopes of record %d: %w", rid, err)
+		}
+	}
+	for _, k := range left(had, now) {
+		if _, err := tx.Exec(ctx, `DELETE FROM record_scopes WHERE scope = ? AND rid = ?`, k, rid); err != nil {
+			return fmt.Errorf("scopes of record %d: %w", rid, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO scope_exits (scope, seq, rid) VALUES (?, ?, ?)`, k, seq, rid); err != nil {
+			return fmt.Errorf("scopes of record %d: %w", rid, err)
+		}
+	}
+	return nil
+}
+
+// left returns the scopes of had that now lacks.
+func left(had, now []string) []string {
+	var out []string
+	for _, k := range had {
+		if !slices.Contains(now, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// registersChanged puts the persons an enrolment names, before and after
+// a change at seq, in the registers their enrolments now give them, and
+// returns those whose registers changed, as derived changes for the hub.
+func registersChanged(ctx context.Context, tx *sqlitedb.Tx, keys map[int64][]string, before, after syncproto.Record, seq int64) ([]Committed, error) {
+	var persons []string
+	for _, rec := range []syncproto.Record{before, after} {
+		var pid string
+		if raw, ok := rec.Data["person_id"]; ok && json.Unmarshal(raw, &pid) == nil && pid != "" && !slices.Contains(persons, pid) {
+			persons = append(persons, pid)
+		}
+	}
+	var out []Committed
+	for _, pid := range persons {
+		_, p, err := scanRecord(tx.QueryRow(ctx, `SELECT `+recordColumns+` FROM records WHERE collection = ? AND id = ?`,
+			records.Persons, pid))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // enrolled before their intake form arrived: it will find its registers then
+		}
+		if err != nil {
+			return nil, fmt.Errorf("registers of %s: %w", pid, err)
+		}
+		had, ok := keys[p.rid]
+		if !ok {
+			loaded, err := loadKeys(ctx, tx, []int64{p.rid})
+			if err != nil {
+				return nil, err
+			}
+			had = loaded[p.rid]
+		}
+		now, err := keysNow(ctx, tx, records.Persons, pid, p.rec, had)
+		if err != nil {
+			return nil, err
+		}
+		keys[p.rid] = now
+		if slices.Equal(had, now) {
+			continue
+		}
+		if err := setKeys(ctx, tx, p.rid, had, now, seq, false); err != nil {
+			return nil, err
+		}
+		out = append(out, Committed{Change: syncproto.NewChange(records.Persons, pid, seq, p.rec),
+			Scopes: now, Left: left(had, now), Derived: true})
+	}
+	return out, nil
+}
+
+// pullScoped serves the scopes held one after the other, each from its
+// cursor: the records that entered or changed in the scope, and those that
+// left it — as gone, unless another scope held still shows them. Each
+// change says through which of the scopes held the record is seen; seen
+// only through registers, a person shows only their names. A scope read to
+// the end gets the snapshot's sequence as its cursor, so a device that is
+// caught up can go live.
+func (s *Store) pullScoped(ctx context.Context, held []string, cursors map[string]int64, limit int) (*syncproto.Page, error) {
+	sqlTx, err := s.db.Reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	defer sqlTx.Rollback()
+	tx := sqlitedb.NewTx(sqlTx)
+	defer tx.Close()
+	var snapshot int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM records`).Scan(&snapshot); err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	page := &syncproto.Page{Changes: []syncproto.Change{}, Cursors: make(map[string]int64, len(held))}
+	size := 0
+	for _, k := range slices.Sorted(slices.Values(held)) {
+		after := cursors[k]
+		page.Cursors[k] = after
+		if after >= snapshot {
+			continue
+		}
+		room := limit - len(page.Changes)
+		if room <= 0 || size > syncproto.MaxPageBytes {
+			page.More = true
+			continue
+		}
+		items, more, err := scopeItems(ctx, tx, k, after, room)
+		if err != nil {
+			return nil, fmt.Errorf("pull %s after %d: %w", k, after, err)
+		}
+		rids := make([]int64, len(items))
+		for i, it := range items {
+			rids[i] = it.rid
+		}
+		keys, err := loadKeys(ctx, tx, rids)
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: %w", k, err)
+		}
+		for _, it := range items {
+			if size > syncproto.MaxPageBytes {
+				more = true
+				break
+			}
+			after = it.Seq
+			seen := scope.Visible(held, keys[it.rid])
+			switch {
+			case it.exit && len(seen) > 0:
+				continue // left this scope, still seen through another
+			case it.exit:
+				it.Change = syncproto.Change{Collection: it.Collection, ID: it.ID, Seq: it.Seq, Gone: true}
+			case scope.Projected(seen):
+				rec, err := it.Record()
+				if err != nil {
+					return nil, fmt.Errorf("pull %s: %w", k, err)
+				}
+				it.Change = syncproto.NewChange(it.Collection, it.ID, it.Seq, scope.Project(it.Collection, rec))
+			}
+			if !it.Gone {
+				it.Scopes = seen
+			}
+			page.Changes = append(page.Changes, it.Change)
+			size += len(it.Data) + len(it.Stamps) + len(it.ID) + 64
+		}
+		if more {
+			page.Cursors[k] = after
+			page.More = true
+		} else {
+			page.Cursors[k] = snapshot
+		}
+	}
+	return page, nil
+}
+
+// scopeItem is a record entering or changing in a scope, or leaving it.
+type scopeItem struct {
+	syncproto.Change
+	rid  int64
+	exit bool
+}
+
+// scopeItems returns up to n of a scope's entries and exits after seq, in
+// sequence order, and whether more follow.
+func scopeItems(ctx context.Context, tx *sqlitedb.Tx, k string, after int64, n int) ([]scopeItem, bool, error) {
+	var entries, exits []scopeItem
+	rows, err := tx.Query(ctx, `SELECT s.seq, r.rid, r.collection, r.id, r.data, r.stamps, r.deleted
+		FROM record_scopes s JOIN records r ON r.rid = s.rid WHERE s.scope = ? AND s.seq > ? ORDER BY s.seq LIMIT ?`, k, after, n+1)
+	if err != nil {
+		return nil, false, err
+	}
+	for rows.Next() {
+		var it scopeItem
+		var data, stamps []byte
+		var deleted string
+		if err := rows.Scan(&it.Seq, &it.rid, &it.Collection, &it.ID, &data, &stamps, &deleted); err != nil {
+			rows.Close()
+			return nil, false, err
+		}
+		it.Data, it.Stamps = data, stamps
+		if it.Deleted, err = syncproto.ParseStamp(deleted); err != nil {
+			rows.Close()
+			return nil, false, fmt.Errorf("record %s/%s: %w", it.Collection, it.ID, err)
+		}
+		entries = append(entries, it)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	rows, err = tx.Query(ctx, `SELECT e.seq, r.rid, r.collection, r.id FROM scope_exits e JOIN records r ON r.rid = e.rid
+		WHERE e.scope = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`, k, after, n+1)
+	if err != nil {
+		return nil, false, err
+	}
+	for rows.Next() {
+		it := scopeItem{exit: true}
+		if err := rows.Scan(&it.Seq, &it.rid, &it.Collection, &it.ID); err != nil {
+			rows.Close()
+			return nil, false, err
+		}
+		exits = append(exits, it)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	merged := append(entries, exits...)
+	slices.SortStableFunc(merged, func(a, b scopeItem) int { return cmp.Compare(a.Seq, b.Seq) })
+	if len(merged) > n {
+		return merged[:n], true, nil
+	}
+	return merged, false, nil
+}
