@@ -155,6 +155,39 @@ func TestServer_RefusesBadInput(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a token replayed by another replica", func(t *testing.T) {
+		token := srv.Token("amal")
+		first := dial(t, srv)
+		first.hello(token) // binds the token to first's node
+		other := dial(t, srv)
+		other.send(&syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
+			Protocol: syncproto.ProtocolVersion, Device: other.node, Token: token}})
+		other.expectFatal(syncproto.CodeUnauthorized)
+	})
+	t.Run("a device claiming another device's replica", func(t *testing.T) {
+		first := dial(t, srv)
+		first.hello(srv.Token("amal"))
+		claimer := dial(t, srv)
+		claimer.send(&syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
+			Protocol: syncproto.ProtocolVersion, Device: first.node, Token: srv.Token("bruno")}})
+		claimer.expectFatal(syncproto.CodeUnauthorized)
+	})
+	t.Run("an enrolment code replayed", func(t *testing.T) {
+		code, _, err := srv.Store.IssueEnrolmentCode(context.Background(), "amal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := dial(t, srv)
+		first.send(&syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
+			Protocol: syncproto.ProtocolVersion, Device: first.node, Enrol: code}})
+		if m, err := first.read(); err != nil || m.Type != syncproto.TypeWelcome || m.Welcome.Token == "" {
+			t.Fatalf("enrolment answered %+v, %v", m, err)
+		}
+		again := dial(t, srv)
+		again.send(&syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
+			Protocol: syncproto.ProtocolVersion, Device: again.node, Enrol: code}})
+		again.expectFatal(syncproto.CodeUnauthorized)
+	})
 	// Nothing above changed anything.
 	if seq := srv.Store.LastSeq(); seq != 0 {
 		t.Fatalf("bad input changed the store: seq %d", seq)
