@@ -31,7 +31,7 @@ test:
 
 # Each fuzz target for FUZZTIME.
 fuzz:
-	@for pkg in ./syncproto ./records; do \
+	@for pkg in ./syncproto ./records ./server; do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$target"; \
 			$(GO) test $$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) || exit 1; \

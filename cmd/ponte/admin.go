@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,7 +56,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Var(&courses, "course", "a course the user teaches (repeat for several)")
 	case "token", "enrol":
 		fs.StringVar(&user, "user", "", "the user the device belongs to")
-	case "site add", "device list", "device revoke":
+	case "site add", "device list", "device revoke", "history":
 	default:
 		return usage()
 	}
@@ -63,7 +64,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errUsage
 	}
 	names := fs.Args()
-	wantNames := map[string]int{"site add": 1, "user add": 1, "user set": 1, "device revoke": 1}[cmd]
+	wantNames := map[string]int{"site add": 1, "user add": 1, "user set": 1, "device revoke": 1, "history": 2}[cmd]
 	if len(names) != wantNames || ((cmd == "token" || cmd == "enrol") && user == "") {
 		return usage()
 	}
@@ -131,6 +132,18 @@ func adminCommand(ctx context.Context, st *store.Store, loc *i18n.Localizer, cmd
 		}
 	case "device revoke":
 		return st.RevokeDevice(ctx, names[0])
+	case "history":
+		ws, err := st.History(ctx, names[0], names[1])
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		for _, w := range ws {
+			if err := enc.Encode(w); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -163,6 +163,13 @@ func TestCLI_EndToEnd(t *testing.T) {
 	if out := mustPonte(t, append(a, "rejected")...); out != "" {
 		t.Fatalf("rejected = %q", out)
 	}
+	mustPonte(t, append(a, "sync")...)
+	// The audit trail: every write to p1, who made it and from which device.
+	trail := strings.Split(strings.TrimSpace(mustPonte(t, "admin", "history", "--db", db, "persons", p1)), "\n")
+	if len(trail) != 3 || !strings.Contains(trail[0], `"op":"put","data":{"family_name":"حداد"`) ||
+		!strings.Contains(trail[0], `"user":"amal","device":"`) || !strings.Contains(trail[2], `"op":"delete"`) {
+		t.Fatalf("history = %q", trail)
+	}
 	// Sync needs the server: a wrong token is refused in the person's language.
 	bad := []string{"client", "--replica", filepath.Join(dir, "c.db"), "--server", server, "--token", "ponte_x", "--lang", "ar"}
 	if _, err := ponte(t, context.Background(), append(bad, "sync")...); err == nil || !strings.ContainsAny(err.Error(), "ابتث") {
