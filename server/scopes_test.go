@@ -326,6 +326,21 @@ func TestScopes_RecordsFollowTheirMoves(t *testing.T) {
 	if _, ok := h["enrolments/"+records.EnrolmentID(p.course1, p.pB1)]; !ok {
 		t.Error("the withdrawn enrolment itself should stay in the course")
 	}
+
+	// Enrolled before the intake form arrives: the form finds its register.
+	late := uuid.NewString()
+	if err := p.coord.Put(ctx, records.Enrolments, records.EnrolmentID(p.course1, late),
+		map[string]any{"course_id": p.course1, "person_id": late, "status": "active"}); err != nil {
+		t.Fatal(err)
+	}
+	p.syncAll(t)
+	if err := p.coord.Put(ctx, records.Persons, late, map[string]any{"site_id": p.siteC, "given_name": "Late"}); err != nil {
+		t.Fatal(err)
+	}
+	p.syncAll(t)
+	if got := holds(t, p.teacher)["persons/"+late]; !slices.Equal(got, []string{"given_name"}) {
+		t.Errorf("a person enrolled before their form arrived: teacher holds fields %q, want their name", got)
+	}
 }
 
 func TestScopes_UserAssignmentsChange(t *testing.T) {

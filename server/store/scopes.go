@@ -54,43 +54,68 @@ func loadKeys(ctx context.Context, tx *sqlitedb.Tx, rids []int64) (map[int64][]s
 	return out, rows.Err()
 }
 
-// keysNow returns the scopes a record is in as it now stands: its own
-// (scope.Keys) and, for a person, the registers of the courses they are
-// enrolled on. A deleted record keeps the scopes it had, so its tombstone
-// reaches the devices that held it.
+// keysNow returns the scopes a record is in after a change of its own: its
+// own (scope.Keys) and, for a person, the registers of the courses they are
+// enrolled on — those they had, which only enrolments change, or for a new
+// intake form those its enrolments made before it arrived. A deleted record
+// keeps the scopes it had, so its tombstone reaches the devices that held it.
 func keysNow(ctx context.Context, tx *sqlitedb.Tx, collection, id string, rec syncproto.Record, had []string) ([]string, error) {
 	if !rec.Exists() {
 		return had, nil
 	}
 	keys := scope.Keys(collection, id, rec.Data)
 	if collection == records.Persons {
-		rows, err := tx.Query(ctx, `SELECT DISTINCT json_extract(data, '$.course_id') FROM records
-			WHERE collection = 'enrolments' AND json_extract(data, '$.person_id') = ?
-			AND json_type(data, '$.course_id') = 'text' AND coalesce(json_extract(data, '$.status'), '') <> 'withdrawn'`, id)
-		if err != nil {
-			return nil, fmt.Errorf("registers of %s: %w", id, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var course string
-			if err := rows.Scan(&course); err != nil {
-				return nil, fmt.Errorf("registers of %s: %w", id, err)
+		if len(had) > 0 {
+			// Registers change with enrolments (registersChanged), not
+			// with the person's own fields: keep those the person has.
+			for _, k := range had {
+				if !scope.Writable(k) {
+					keys = append(keys, k)
+				}
 			}
-			keys = append(keys, scope.Register(course))
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("registers of %s: %w", id, err)
+		} else {
+			// A new intake form: the person may have been enrolled already.
+			regs, err := registersOf(ctx, tx, id)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, regs...)
 		}
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys), nil
 }
 
+// registersOf returns the register scopes of a person's active enrolments.
+func registersOf(ctx context.Context, tx *sqlitedb.Tx, personID string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT data FROM records
+		WHERE collection = 'enrolments' AND json_extract(data, '$.person_id') = ?`, personID)
+	if err != nil {
+		return nil, fmt.Errorf("registers of %s: %w", personID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			return nil, fmt.Errorf("registers of %s: %w", personID, err)
+		}
+		var e records.Enrolment
+		if err := json.Unmarshal(data, &e); err != nil {
+			return nil, fmt.Errorf("registers of %s: %w", personID, err)
+		}
+		if e.CourseID != "" && e.Status != "withdrawn" {
+			out = append(out, scope.Register(e.CourseID))
+		}
+	}
+	return out, rows.Err()
+}
+
 // setKeys moves a record from the scopes had to the scopes now, at seq:
 // entries for new scopes, exits from lost ones. changed says the record
 // itself changed at seq, so every scope it stays in must serve it again.
 func setKeys(ctx context.Context, tx *sqlitedb.Tx, rid int64, had, now []string, seq int64, changed bool) error {
-	if changed {
+	if changed && len(had) > 0 {
 		if _, err := tx.Exec(ctx, `UPDATE record_scopes SET seq = ? WHERE rid = ?`, seq, rid); err != nil {
 			return fmt.Errorf("scopes of record %d: %w", rid, err)
 		}
@@ -155,9 +180,15 @@ func registersChanged(ctx context.Context, tx *sqlitedb.Tx, keys map[int64][]str
 			}
 			had = loaded[p.rid]
 		}
-		now, err := keysNow(ctx, tx, records.Persons, pid, p.rec, had)
-		if err != nil {
-			return nil, err
+		now := had
+		if p.rec.Exists() { // a deleted person keeps the scopes they had
+			regs, err := registersOf(ctx, tx, pid)
+			if err != nil {
+				return nil, err
+			}
+			now = append(scope.Keys(records.Persons, pid, p.rec.Data), regs...)
+			slices.Sort(now)
+			now = slices.Compact(now)
 		}
 		keys[p.rid] = now
 		if slices.Equal(had, now) {
