@@ -263,6 +263,25 @@ func (r *Replica) Rejected() (string, error) {
 	return jsonArray(rs, err)
 }
 
+// Enrol exchanges a one-time enrolment code from an administrator for this
+// device's token, which the replica keeps: open it with an empty token from
+// then on. It needs the server.
+func (r *Replica) Enrol(code string) error {
+	if r.c == nil {
+		return errNotOpen
+	}
+	return r.explain(r.c.Enrol(context.Background(), code))
+}
+
+// User returns the user this device belongs to, known after enrolment or
+// the first sync; "" before.
+func (r *Replica) User() (string, error) {
+	if r.c == nil {
+		return "", errNotOpen
+	}
+	return r.c.User(context.Background())
+}
+
 // MarkAttendance records a person's mark for a lesson: present, absent,
 // late or excused (see client.Client.MarkAttendance).
 func (r *Replica) MarkAttendance(lessonID, personID, mark string) error {

@@ -1,6 +1,7 @@
 package mobile_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -144,6 +145,33 @@ func TestReplica_ThroughTheMobileFacade(t *testing.T) {
 	}
 	if reg, err := b.Register(lesson); !errors.As(err, &me) || me.Code != "not_found" || reg != "" {
 		t.Fatalf("register of a lesson b does not hold = %q, %v", reg, err)
+	}
+}
+
+func TestReplica_EnrolsWithACode(t *testing.T) {
+	srv := testenv.MustStartServer(t)
+	srv.Token("amal") // adds the user
+	code, _, err := srv.Store.IssueEnrolmentCode(context.Background(), "amal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := mobile.Open(filepath.Join(t.TempDir(), "r.db"), srv.SyncURL(), "", "it")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Enrol(strings.ToLower(code)); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := r.User(); err != nil || u != "amal" {
+		t.Fatalf("user = %q, %v", u, err)
+	}
+	if err := r.Sync(); err != nil {
+		t.Fatalf("sync with the enrolled token: %v", err)
+	}
+	var me *mobile.Error
+	if err := r.Enrol(code); !errors.As(err, &me) || me.Code != "unauthorized" || !strings.Contains(me.Message, "dispositivo") {
+		t.Fatalf("a used code = %v, want unauthorized in Italian", err)
 	}
 }
 
