@@ -55,15 +55,17 @@ func loadKeys(ctx context.Context, tx *sqlitedb.Tx, rids []int64) (map[int64][]s
 }
 
 // keysNow returns the scopes a record is in after a change of its own: its
-// own (scope.Keys) and, for a person, the registers of the courses they are
-// enrolled on — those they had, which only enrolments change, or for a new
-// intake form those its enrolments made before it arrived. A deleted record
-// keeps the scopes it had, so its tombstone reaches the devices that held it.
+// own (scope.Keys; those it had if its fields name none, as when a delete
+// raced with an edit) and, for a person, the registers of the courses they
+// are enrolled on — those they had, which only enrolments change, or for a
+// new intake form those its enrolments made before it arrived. A deleted
+// record keeps the scopes it had, so its tombstone reaches the devices that
+// held it.
 func keysNow(ctx context.Context, tx *sqlitedb.Tx, collection, id string, rec syncproto.Record, had []string) ([]string, error) {
 	if !rec.Exists() {
 		return had, nil
 	}
-	keys := scope.Keys(collection, id, rec.Data)
+	keys := ownKeys(collection, id, rec, had)
 	if collection == records.Persons {
 		if len(had) > 0 {
 			// Registers change with enrolments (registersChanged), not
@@ -84,6 +86,21 @@ func keysNow(ctx context.Context, tx *sqlitedb.Tx, collection, id string, rec sy
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys), nil
+}
+
+// ownKeys returns the scopes a record's own fields put it in; if they name
+// none any more (a delete raced with an edit and only the edit's fields
+// survived), the record stays in those it had.
+func ownKeys(collection, id string, rec syncproto.Record, had []string) []string {
+	keys := scope.Keys(collection, id, rec.Data)
+	if len(keys) == 0 {
+		for _, k := range had {
+			if scope.Writable(k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
 }
 
 // registersOf returns the register scopes of a person's active enrolments.
@@ -186,7 +203,7 @@ func registersChanged(ctx context.Context, tx *sqlitedb.Tx, keys map[int64][]str
 			if err != nil {
 				return nil, err
 			}
-			now = append(scope.Keys(records.Persons, pid, p.rec.Data), regs...)
+			now = append(ownKeys(records.Persons, pid, p.rec, had), regs...)
 			slices.Sort(now)
 			now = slices.Compact(now)
 		}
