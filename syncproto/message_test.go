@@ -450,6 +450,7 @@ func TestErrors(t *testing.T) {
 			syncproto.CodeTooLarge: syncproto.ErrTooLarge, syncproto.CodeSlowConsumer: syncproto.ErrSlowConsumer,
 			syncproto.CodeRateLimited: syncproto.ErrRateLimited, syncproto.CodeShuttingDown: syncproto.ErrShuttingDown,
 			syncproto.CodeInternal: syncproto.ErrInternal, syncproto.CodeUnreachable: syncproto.ErrUnreachable,
+			syncproto.CodeScopesChanged: syncproto.ErrScopesChanged,
 		}
 		if len(syncproto.Codes()) != len(sentinels) {
 			t.Fatalf("Codes() has %d codes, test knows %d", len(syncproto.Codes()), len(sentinels))
