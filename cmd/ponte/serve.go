@@ -2,10 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
+
+	"github.com/nicksnyder/go-i18n/v2/i18n"
+
+	"github.com/ponte-project/ponte/internal/demo"
 
 	"github.com/ponte-project/ponte/locales"
 	"github.com/ponte-project/ponte/records"
@@ -19,6 +25,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	db := fs.String("db", "ponte.db", "SQLite database file")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve HTTPS, devices sync over wss://")
 	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
+	withDemo := fs.Bool("demo", false, "on an empty database, create a demo programme to look at")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the server stops")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -34,8 +41,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, locales.Text(locales.Localizer(langFromEnv()), "cli.serve.listening",
+	loc := locales.Localizer(langFromEnv())
+	fmt.Fprintln(stdout, locales.Text(loc, "cli.serve.listening",
 		map[string]any{"URL": svc.URL(), "SyncURL": svc.SyncURL(), "DB": *db}))
+	if *withDemo {
+		if err := startDemo(ctx, svc, loc, stdout); err != nil {
+			svc.Close()
+			return err
+		}
+	}
 	select {
 	case <-ctx.Done():
 	case <-svc.Done():
@@ -43,4 +57,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("shutting down")
 	return svc.Close()
+}
+
+// startDemo fills an empty database with the demo programme and says how
+// to sign in; a database that already holds the demo is left as it is.
+func startDemo(ctx context.Context, svc *server.Service, loc *i18n.Localizer, stdout io.Writer) error {
+	logins, err := demo.Populate(ctx, svc.Store, uint64(time.Now().UnixNano()), time.Now())
+	switch {
+	case errors.Is(err, demo.ErrNotEmpty):
+		if _, uerr := svc.Store.GetUser(ctx, "coordinatrice"); uerr != nil {
+			fmt.Fprintln(stdout, locales.Text(loc, "cli.serve.demo_not_empty", nil))
+			return nil
+		}
+		logins = demo.Logins{Coordinator: "coordinatrice", Admin: "admin", Password: demo.Password}
+	case err != nil:
+		return err
+	}
+	fmt.Fprintln(stdout, locales.Text(loc, "cli.serve.demo", map[string]any{"URL": svc.URL(),
+		"User": logins.Coordinator, "Password": logins.Password}))
+	return nil
 }

@@ -1,0 +1,13 @@
+-- Coordinators and admins sign in to the web pages with a password, kept
+-- only as a PBKDF2-SHA256 hash (store/passwords.go).
+ALTER TABLE users ADD COLUMN password_hash TEXT;
+
+-- Signed-in browser sessions: the cookie's SHA-256 hash, whose they are,
+-- the token every form must carry (CSRF), and when they end.
+CREATE TABLE web_sessions (
+  id_hash    TEXT PRIMARY KEY,
+  user_name  TEXT NOT NULL REFERENCES users (name),
+  csrf       TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
