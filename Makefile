@@ -9,20 +9,17 @@ FUZZTIME ?= 15s
 build:
 	$(GO) build -o bin/ponte ./cmd/ponte
 
-# The server on its embedded SQLite store, with a device token to try it.
+# The server on its embedded SQLite store, with a demo programme to look at
+# (created on first run; it prints the address and a sign-in).
 run: build
-	@test -s .demo-token || { ./bin/ponte admin user add --db $(DB) --role coordinator demo 2>/dev/null; \
-		./bin/ponte admin token --db $(DB) --user demo > .demo-token; }
 	@echo
-	@echo "Ponte is starting: open http://$(ADDR)/ for its status page (Ctrl-C stops it)."
-	@echo "In another terminal, sync a tablet replica with it:"
-	@echo "  bin/ponte client --replica tablet-a.db put persons 018f3a2b-7c4d-7e5f-8a9b-0c1d2e3f4a5b '{\"site_id\":\"3f2b8c1e-5d4a-4e1b-9c2d-7a6b5c4d3e2f\",\"given_name\":\"أمينة\",\"family_name\":\"حداد\"}'"
-	@echo "  bin/ponte client --replica tablet-a.db --server ws://$(ADDR)/sync --token \$$(cat .demo-token) sync"
-	@echo "  bin/ponte client --replica tablet-a.db status"
-	@echo "A second tablet enrols with a one-time code: bin/ponte admin enrol --db $(DB) --user demo"
-	@echo "  then: bin/ponte client --replica tablet-b.db --server ws://$(ADDR)/sync enrol CODE"
+	@echo "Ponte is starting (Ctrl-C stops it). To sync a tablet replica, in another terminal:"
+	@echo "  bin/ponte admin enrol --db $(DB) --user giulia      # prints a one-time code"
+	@echo "  bin/ponte client --replica tablet.db --server ws://$(ADDR)/sync enrol CODE"
+	@echo "  bin/ponte client --replica tablet.db --server ws://$(ADDR)/sync sync"
+	@echo "  bin/ponte client --replica tablet.db list persons"
 	@echo
-	./bin/ponte serve --addr $(ADDR) --db $(DB)
+	./bin/ponte serve --demo --addr $(ADDR) --db $(DB)
 
 # Every test, with the race detector; fuzz targets run on their seed corpus.
 test:
@@ -45,4 +42,4 @@ bench: build
 	./bin/ponte bench --json
 
 clean:
-	rm -rf bin .demo-token
+	rm -rf bin

@@ -22,12 +22,27 @@ type Hub struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	sessions map[*session]struct{}
-	last     int64 // sequence of the latest broadcast change
+	last     int64                      // sequence of the latest broadcast change
+	watchers map[chan struct{}]struct{} // told of each commit (web pages)
 }
 
 // NewHub returns an empty hub; last is the store's current sequence.
 func NewHub(log *slog.Logger, last int64) *Hub {
-	return &Hub{log: log, sessions: make(map[*session]struct{}), last: last}
+	return &Hub{log: log, sessions: make(map[*session]struct{}), last: last, watchers: map[chan struct{}]struct{}{}}
+}
+
+// Subscribe returns a channel that receives after each commit (a burst of
+// commits may arrive as one), and a function that ends the subscription.
+func (h *Hub) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	h.watchers[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.watchers, ch)
+		h.mu.Unlock()
+	}
 }
 
 // Broadcast sends committed changes to every live session whose cursor is
@@ -46,6 +61,12 @@ func (h *Hub) Broadcast(committed []store.Committed) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.last = max(h.last, seq)
+	for w := range h.watchers {
+		select {
+		case w <- struct{}{}:
+		default: // already told
+		}
+	}
 	// One encoding per distinct set of scopes: every coordinator shares one,
 	// every mediator of the same sites another.
 	encoded := map[string][]*websocket.PreparedMessage{}

@@ -125,11 +125,11 @@ func New(st *store.Store, hub *Hub, opts Options) *Server {
 func (s *Server) now() time.Time { return s.opts.Now() }
 
 // Handler returns the HTTP handler: the websocket endpoint at /sync, a
-// status page at / and a health check at /healthz.
-func (s *Server) Handler() http.Handler {
+// health check at /healthz, and pages for everything else.
+func (s *Server) Handler(pages http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /sync", s.serveSync)
-	mux.HandleFunc("GET /{$}", s.serveStatus)
+	mux.Handle("/", pages)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -283,31 +282,6 @@ func TestServer_ShutdownTellsDevices(t *testing.T) {
 	case <-done:
 	case <-time.After(20 * time.Second):
 		t.Fatal("shutdown did not finish")
-	}
-}
-
-func TestServer_StatusPageInThePersonsLanguage(t *testing.T) {
-	srv := testenv.MustStartServer(t)
-	srv.Token("amal")
-	for _, tc := range []struct {
-		accept, query, lang, dir, want string
-	}{
-		{accept: "ar-MA,ar;q=0.9,fr;q=0.5", lang: "ar", dir: "rtl", want: "ws://"},
-		{accept: "de-DE", query: "?lang=it", lang: "it", dir: "ltr", want: "1 dispositiv"},
-		{accept: "de-DE", lang: "en", dir: "ltr", want: "1 device registered, 0 connected now"},
-	} {
-		req, _ := http.NewRequest("GET", srv.URL()+"/"+tc.query, nil)
-		req.Header.Set("Accept-Language", tc.accept)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		page := string(body)
-		if resp.StatusCode != 200 || !strings.Contains(page, `lang="`+tc.lang+`" dir="`+tc.dir+`"`) || !strings.Contains(page, tc.want) {
-			t.Errorf("Accept-Language %q%s: status %d, page:\n%s", tc.accept, tc.query, resp.StatusCode, page)
-		}
 	}
 }
 

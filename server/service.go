@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ponte-project/ponte/server/store"
+	"github.com/ponte-project/ponte/server/web"
 	"github.com/ponte-project/ponte/syncproto"
 )
 
@@ -80,15 +81,19 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		svc.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		svc.tls = true
 	}
-	svc.http = &http.Server{Handler: svc.Server.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	// Requests live in bg, which Close cancels first: long-lived page
+	// streams (/events) end, and shutdown does not wait for them.
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	svc.stop, svc.stopped = stop, make(chan struct{})
+	pages := web.New(st, web.Options{Logger: cfg.Logger, Now: cfg.Now, Live: svc.Hub.Live, Subscribe: svc.Hub.Subscribe})
+	svc.http = &http.Server{Handler: svc.Server.Handler(pages), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:    slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return bg }}
 	svc.served = make(chan struct{})
 	go func() {
 		svc.serveErr = svc.http.Serve(svc.ln)
 		close(svc.served)
 	}()
-	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	svc.stop, svc.stopped = stop, make(chan struct{})
 	go func() {
 		defer close(svc.stopped)
 		svc.Server.watchRevocations(bg)
