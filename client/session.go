@@ -226,9 +226,15 @@ func (c *Client) dial(ctx context.Context, enrol string) (*websocket.Conn, *sync
 			return nil, nil, err
 		}
 	}
+	var pending, rejected int64
+	if err := c.db.Reader.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM outbox WHERE acked_seq IS NULL),
+		(SELECT count(*) FROM rejected)`).Scan(&pending, &rejected); err != nil {
+		ws.Close()
+		return nil, nil, fmt.Errorf("handshake: %w", err)
+	}
 	hello := &syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
 		Protocol: syncproto.ProtocolVersion, Device: c.node, Token: token, Enrol: enrol, Lang: c.opts.Lang,
-		Cursors: cursors, Client: Version}}
+		Cursors: cursors, Client: Version, Pending: pending, Rejected: rejected}}
 	if err := writeMessage(ws, hello); err != nil {
 		ws.Close()
 		return nil, nil, err

@@ -221,6 +221,9 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, remote str
 		scopes = []string{} // an admin: no records
 	}
 	sess.actor = store.Actor{User: dev.User, Device: dev.ID, Node: h.Device, Scopes: scopes}
+	if err := s.store.ReportDevice(ctx, dev.ID, h.Pending, h.Rejected); err != nil {
+		return nil, refuse(fmt.Errorf("hello: %w", err))
+	}
 	sess.log = s.log.With("user", dev.User, "device", dev.ID)
 	welcome := &syncproto.Message{Type: syncproto.TypeWelcome, Re: m.Re, Welcome: &syncproto.Welcome{
 		Protocol: syncproto.ProtocolVersion, Server: s.store.Clock().Node(), Seq: s.store.LastSeq(), ServerTime: s.now().UnixMilli(), User: dev.User,

@@ -78,6 +78,10 @@ type Hello struct {
 	Lang    string           `json:"lang,omitempty"` // BCP 47; reasons are localised to it
 	Cursors map[string]int64 `json:"cursors,omitempty"`
 	Client  string           `json:"client,omitempty"` // free text: library and app version
+	// Pending and Rejected are the device's counts of writes waiting to be
+	// sent and of writes the server refused, for the coordinators' view.
+	Pending  int64 `json:"pending,omitempty"`
+	Rejected int64 `json:"rejected,omitempty"`
 }
 
 // Welcome accepts a session.

@@ -3,9 +3,14 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/syncproto"
 )
 
@@ -77,4 +82,113 @@ func scanConflict(rows *sql.Rows, before ...any) (syncproto.Conflict, error) {
 	}
 	c.Loser.Stamp, err = syncproto.ParseStamp(loserStamp)
 	return c, err
+}
+
+// ErrResolved is returned by ResolveConflict for a conflict already decided.
+var ErrResolved = errors.New("conflict already resolved")
+
+// Conflict returns one stored conflict, or an error wrapping ErrNotFound.
+func (s *Store) Conflict(ctx context.Context, id int64) (ConflictRecord, error) {
+	cs, err := s.Conflicts(ctx, id-1, 1, false)
+	if err != nil {
+		return ConflictRecord{}, err
+	}
+	if len(cs) == 0 || cs[0].ID != id {
+		return ConflictRecord{}, fmt.Errorf("conflict %d: %w", id, ErrNotFound)
+	}
+	return cs[0], nil
+}
+
+// Author is who wrote a version: the user and device whose replica stamped
+// it, or the server itself (a decision made on the web pages, or a write
+// re-stamped because its device's clock ran ahead).
+type Author struct {
+	User   string `json:"user"`
+	Device string `json:"device"`
+}
+
+// AuthorOf returns who stamped s: its node's device and user.
+func (s *Store) AuthorOf(ctx context.Context, stamp syncproto.Stamp) (Author, error) {
+	if stamp.Node == s.clock.Node() {
+		return Author{User: "server", Device: "server"}, nil
+	}
+	var a Author
+	err := s.db.Reader.QueryRowContext(ctx, `SELECT user_name, id FROM devices WHERE node = ?`, stamp.Node).Scan(&a.User, &a.Device)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Author{User: "?", Device: stamp.Node}, nil
+	}
+	if err != nil {
+		return Author{}, fmt.Errorf("author of %s: %w", stamp, err)
+	}
+	return a, nil
+}
+
+// Choices for ResolveConflict.
+const (
+	KeepCurrent = "current" // the value that won stays
+	UseOther    = "other"   // the value that lost is written over it
+	UseValue    = "value"   // a new value is written
+)
+
+// ResolveConflict records a person's decision on a conflict. Keeping the
+// current value writes nothing; using the other value or a new one is a
+// normal write — by user, from the server, validated by the schema and
+// synced to every device in scope — made knowing the current version, so
+// it meets no new conflict. Errors wrap ErrNotFound, ErrResolved, or a
+// *syncproto.Error for a value the schema refuses.
+func (s *Store) ResolveConflict(ctx context.Context, id int64, user, choice string, value json.RawMessage) error {
+	c, err := s.Conflict(ctx, id)
+	if err != nil {
+		return err
+	}
+	if c.Resolved {
+		return fmt.Errorf("conflict %d: %w", id, ErrResolved)
+	}
+	var write json.RawMessage
+	switch choice {
+	case KeepCurrent:
+	case UseOther:
+		if c.Conflict.Loser.Deleted || c.Conflict.Loser.Value == nil {
+			return fmt.Errorf("conflict %d: %w", id, syncproto.Errorf(syncproto.CodeInvalid, "the other version is a delete; write a value instead"))
+		}
+		write = c.Conflict.Loser.Value
+	case UseValue:
+		if !json.Valid(value) {
+			return fmt.Errorf("conflict %d: %w", id, syncproto.Errorf(syncproto.CodeBadMessage, "the new value is not JSON"))
+		}
+		write = value
+	default:
+		return fmt.Errorf("conflict %d: %w", id, syncproto.Errorf(syncproto.CodeBadMessage, "unknown choice %q", choice))
+	}
+	if write != nil {
+		rec, _, err := s.Get(ctx, c.Collection, c.Record)
+		if err != nil {
+			return err
+		}
+		m := syncproto.Mutation{ID: uuid.Must(uuid.NewV7()).String(), Collection: c.Collection, Record: c.Record,
+			Op: syncproto.OpPut, Data: map[string]json.RawMessage{c.Conflict.Field: write}, Stamp: s.clock.Now(),
+			Base: map[string]syncproto.Stamp{}}
+		if st, ok := rec.Stamps[c.Conflict.Field]; ok {
+			m.Base[c.Conflict.Field] = st
+		}
+		results, err := s.Apply(ctx, Actor{User: user, Device: "web", Node: s.clock.Node(), Scopes: []string{scope.All}},
+			[]syncproto.Mutation{m})
+		if err != nil {
+			return fmt.Errorf("conflict %d: %w", id, err)
+		}
+		if r := results[0]; r.Status == syncproto.StatusRejected {
+			return fmt.Errorf("conflict %d: %w", id, &syncproto.Error{Code: r.Code, Message: r.Message, Fields: r.Fields})
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, err := s.db.Writer.ExecContext(ctx, `UPDATE conflicts SET resolved_at = ?, resolved_by = ? WHERE id = ? AND resolved_at IS NULL`,
+		s.now().UnixMilli(), user, id)
+	if err != nil {
+		return fmt.Errorf("conflict %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("conflict %d: %w", id, ErrResolved)
+	}
+	return nil
 }

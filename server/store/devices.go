@@ -28,6 +28,10 @@ type Device struct {
 	CreatedAt time.Time  `json:"created_at"`
 	LastSeen  *time.Time `json:"last_seen,omitempty"`
 	Revoked   *time.Time `json:"revoked,omitempty"`
+	// Pending and Rejected are the device's counts of writes waiting to be
+	// sent and writes refused, as it reported them when it last connected.
+	Pending  int64 `json:"pending"`
+	Rejected int64 `json:"rejected"`
 }
 
 // IssueToken registers a new device for an existing user and returns the
@@ -81,7 +85,7 @@ func insertDevice(ctx context.Context, tx *sql.Tx, user, node string, now int64)
 
 // Devices returns every device, oldest first.
 func (s *Store) Devices(ctx context.Context) ([]Device, error) {
-	rows, err := s.db.Reader.QueryContext(ctx, `SELECT id, user_name, coalesce(node, ''), created_at, last_seen_at, revoked_at
+	rows, err := s.db.Reader.QueryContext(ctx, `SELECT id, user_name, coalesce(node, ''), created_at, last_seen_at, revoked_at, pending, rejected
 		FROM devices ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("devices: %w", err)
@@ -92,7 +96,7 @@ func (s *Store) Devices(ctx context.Context) ([]Device, error) {
 		var d Device
 		var created int64
 		var seen, revoked sql.NullInt64
-		if err := rows.Scan(&d.ID, &d.User, &d.Node, &created, &seen, &revoked); err != nil {
+		if err := rows.Scan(&d.ID, &d.User, &d.Node, &created, &seen, &revoked, &d.Pending, &d.Rejected); err != nil {
 			return nil, fmt.Errorf("devices: %w", err)
 		}
 		d.CreatedAt = time.UnixMilli(created).UTC()
@@ -107,6 +111,17 @@ func (s *Store) Devices(ctx context.Context) ([]Device, error) {
 		out = append(out, d)
 	}
 	return out, rows.Err()
+}
+
+// ReportDevice records the counts a device reported when it connected.
+func (s *Store) ReportDevice(ctx context.Context, id string, pending, rejected int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.db.Writer.ExecContext(ctx, `UPDATE devices SET pending = ?, rejected = ? WHERE id = ?`,
+		max(pending, 0), max(rejected, 0), id); err != nil {
+		return fmt.Errorf("report device %s: %w", id, err)
+	}
+	return nil
 }
 
 // RevokeDevice revokes a device: its token is refused from now on and the

@@ -11,3 +11,8 @@ CREATE TABLE web_sessions (
   created_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL
 );
+
+-- What each device last reported when it connected: writes waiting to be
+-- sent and writes the server refused, for the devices page.
+ALTER TABLE devices ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;
