@@ -31,7 +31,7 @@ const sampleTime = "14:05"
 func sampleData(count any) map[string]any {
 	return map[string]any{"Count": count, "Time": sampleTime, "Live": 2, "URL": "wss://example.org/sync",
 		"Field": "birth_date", "Param": "2026-11-23", "Command": "frobnicate", "SyncURL": "ws://127.0.0.1:8080/sync",
-		"DB": "ponte.db", "Device": "dev-1", "User": "giulia", "Name": "Centro Nord"}
+		"DB": "ponte.db", "Device": "dev-1", "User": "giulia", "Name": "Centro Nord", "Password": "ponte-demo-2026"}
 }
 
 // pluralCounts are the counts every plural message is localised with. The

@@ -213,6 +213,17 @@ func (h *Hub) Live() int {
 	return n
 }
 
+// LiveDevices returns the ids of the devices connected now.
+func (h *Hub) LiveDevices() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.sessions))
+	for s := range h.sessions {
+		out = append(out, s.actor.Device)
+	}
+	return out
+}
+
 func (h *Hub) all() []*session {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -85,7 +85,8 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	// streams (/events) end, and shutdown does not wait for them.
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	svc.stop, svc.stopped = stop, make(chan struct{})
-	pages := web.New(st, web.Options{Logger: cfg.Logger, Now: cfg.Now, Live: svc.Hub.Live, Subscribe: svc.Hub.Subscribe})
+	pages := web.New(st, web.Options{Logger: cfg.Logger, Now: cfg.Now, Live: svc.Hub.Live,
+		LiveDevices: svc.Hub.LiveDevices, Subscribe: svc.Hub.Subscribe})
 	svc.http = &http.Server{Handler: svc.Server.Handler(pages), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:    slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		BaseContext: func(net.Listener) context.Context { return bg }}

@@ -56,6 +56,9 @@ type CourseFigures struct {
 	// the period's lessons.
 	AttendanceRate float64 `json:"attendance_rate"`
 	AtRisk         int     `json:"at_risk"`
+	// LastLesson is the latest lesson held by now, whose register a
+	// person may want to open; "" before the first.
+	LastLesson string `json:"last_lesson,omitempty"`
 }
 
 // AtRisk is a person at risk of missing their certificate.
@@ -213,7 +216,11 @@ func (s *Store) ComputeIndicators(ctx context.Context, from, to time.Time, site 
 	for id, c := range courses {
 		f := CourseFigures{ID: id, Title: c.Title, Level: c.Level, Site: c.SiteID, Enrolled: len(enrolled[id])}
 		var all, attended int
+		var last time.Time
 		for _, l := range lessons[id] {
+			if !l.Cancelled && !l.Start.After(now) && l.Start.After(last) {
+				last, f.LastLesson = l.Start, l.ID
+			}
 			if l.Cancelled || l.Start.Before(from) || !l.Start.Before(to) || l.Start.After(now) {
 				continue
 			}

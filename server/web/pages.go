@@ -47,6 +47,57 @@ svg text { font: inherit; font-size: 13px; fill: var(--ink); }
 var pages = template.Must(template.New("pages").Funcs(template.FuncMap{
 	"pct": func(f float64) string { return fmt.Sprintf("%d%%", int(math.Round(f*100))) },
 }).Parse(layout + `
+{{define "nav"}}<header><h1>Ponte — {{.Title}}</h1>
+<nav><a href="/">{{.Nav.Title}}</a> · <a href="/persons">{{.Nav.PersonsTitle}}</a> · <a href="/conflicts">{{.Nav.ConflictsTitle}}</a> · <a href="/devices">{{.Nav.DevicesTitle}}</a></nav>
+<span>{{.User}}</span>
+<form method="post" action="/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button type="submit">{{.Nav.Logout}}</button></form>
+</header>{{end}}
+{{define "bottom"}}<p class="langs">{{range .Langs}}<a href="?lang={{.Tag}}" lang="{{.Tag}}">{{.Name}}</a>{{end}}</p></main></body></html>{{end}}
+
+{{define "persons"}}{{template "top" .}}{{template "nav" .}}<main>
+<form class="inline" method="get" action="/persons"><label>{{.T.Search}}<input type="search" name="q" value="{{.Q}}" autofocus></label><button type="submit">{{.T.Search}}</button>
+<a href="/export/persons.csv?q={{.Q}}" download>{{.T.Export}}</a></form>
+{{if .Persons}}<table><thead><tr><th>{{.T.Name}}</th><th>{{.T.Latin}}</th><th>{{.T.Nationality}}</th></tr></thead><tbody>
+{{range .Persons}}<tr><td><a href="/persons/{{.ID}}">{{.GivenName}} {{.FamilyName}}</a></td><td>{{.GivenNameLatin}} {{.FamilyNameLatin}}</td><td>{{.Nationality}}</td></tr>{{end}}
+</tbody></table>{{else}}<p>{{.T.None}}</p>{{end}}
+{{template "bottom" .}}{{end}}
+
+{{define "person"}}{{template "top" .}}{{template "nav" .}}<main>
+{{if .Deleted}}<p class="risk">{{.T.Deleted}}</p>{{end}}
+<section><h2>{{.T.Fields}}</h2><table><tbody>{{range .Fields}}<tr><th>{{.Field}}</th><td>{{.Value}}</td></tr>{{end}}</tbody></table></section>
+<section><h2>{{.T.History}}</h2><table><thead><tr><th>{{.T.When}}</th><th>{{.T.Who}}</th><th>{{.T.Device}}</th><th>{{.T.What}}</th></tr></thead><tbody>
+{{range .History}}<tr><td>{{.ReceivedAt.Format "2006-01-02 15:04"}}</td><td>{{.User}}</td><td><code>{{.Device}}</code></td><td>{{.Op}} <code>{{printf "%s" .Data}}</code></td></tr>{{end}}
+</tbody></table></section>
+{{template "bottom" .}}{{end}}
+
+{{define "register"}}{{template "top" .}}{{template "nav" .}}<main>
+<p>{{.Lesson.Start}} · {{.Lesson.Topic}} · <a href="/lessons/{{.ID}}/register.csv" download>{{.T.Export}}</a></p>
+<table><thead><tr><th>{{.T.Name}}</th><th>{{.T.Mark}}</th><th>{{.T.MarkedBy}}</th></tr></thead><tbody>
+{{range .Lines}}<tr><td><a href="/persons/{{.PersonID}}">{{.GivenName}} {{.FamilyName}}</a></td><td>{{.Mark}}</td><td>{{.MarkedBy}}</td></tr>{{end}}
+</tbody></table>
+{{template "bottom" .}}{{end}}
+
+{{define "conflicts"}}{{template "top" .}}{{template "nav" .}}<main>
+{{if .Error}}<p class="risk" role="alert">{{.Error}}</p>{{end}}
+{{if .Conflicts}}<table><thead><tr><th>{{.T.Record}}</th><th>{{.T.Field}}</th><th>{{.T.Current}}</th><th>{{.T.Other}}</th><th></th></tr></thead><tbody>
+{{range .Conflicts}}<tr id="conflict-{{.ID}}"><td>{{if eq .Collection "persons"}}<a href="/persons/{{.Record}}">{{.Collection}}/{{.Record}}</a>{{else}}{{.Collection}}/{{.Record}}{{end}}</td>
+<td>{{.Conflict.Field}}</td>
+<td><b class="current">{{.Current}}</b><br><small>{{.CurrentBy.User}} · {{.CurrentWhen}}</small></td>
+<td><b class="other">{{.Other}}</b><br><small>{{.OtherBy.User}} · {{.OtherWhen}}</small></td>
+<td><form method="post" action="/conflicts/{{.ID}}" class="inline"><input type="hidden" name="csrf" value="{{$.CSRF}}">
+<button name="choice" value="current">{{$.T.Keep}}</button>
+{{if .CanUseOther}}<button name="choice" value="other" class="use-other">{{$.T.UseOther}}</button>{{end}}
+<input name="value" aria-label="{{$.T.UseValue}}"><button name="choice" value="value">{{$.T.UseValue}}</button></form></td></tr>{{end}}
+</tbody></table>{{else}}<p>{{.T.None}}</p>{{end}}
+{{template "bottom" .}}{{end}}
+
+{{define "devices"}}{{template "top" .}}{{template "nav" .}}<main>
+<table><thead><tr><th>{{.T.Device}}</th><th>{{.T.Who}}</th><th>{{.T.Online}}</th><th>{{.T.LastSeen}}</th><th>{{.T.Pending}}</th><th>{{.T.Rejected}}</th><th>{{.T.Status}}</th><th></th></tr></thead><tbody>
+{{range .Devices}}<tr><td><code>{{.ID}}</code></td><td>{{.User}}</td><td>{{if .Online}}{{$.T.Yes}}{{else}}{{$.T.No}}{{end}}</td><td>{{.LastSeen}}</td><td>{{.Pending}}</td><td>{{.Rejected}}</td><td>{{.Status}}</td>
+<td>{{if not .Revoked}}<form method="post" action="/devices/{{.ID}}/revoke"><input type="hidden" name="csrf" value="{{$.CSRF}}"><button>{{$.T.Revoke}}</button></form>{{end}}</td></tr>{{end}}
+</tbody></table>
+{{template "bottom" .}}{{end}}
+
 {{define "login"}}{{template "top" .}}
 <main style="max-width:24rem">
 <h1>{{.Title}}</h1>
@@ -60,11 +111,7 @@ var pages = template.Must(template.New("pages").Funcs(template.FuncMap{
 <p class="langs">{{range .Langs}}<a href="?lang={{.Tag}}" lang="{{.Tag}}">{{.Name}}</a>{{end}}</p>
 </main></body></html>{{end}}
 
-{{define "overview"}}{{template "top" .}}
-<header><h1>Ponte — {{.Title}}</h1>
-<span>{{.User}}</span>
-<form method="post" action="/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button type="submit">{{.T.Logout}}</button></form>
-</header>
+{{define "overview"}}{{template "top" .}}{{template "nav" .}}
 <main>
 <form class="inline" method="get" action="/">
 <label>{{.T.From}}<input type="date" name="from" value="{{.From}}"></label>
@@ -72,6 +119,7 @@ var pages = template.Must(template.New("pages").Funcs(template.FuncMap{
 <label>{{.T.Site}}<select name="site"><option value="">{{.T.AllSites}}</option>
 {{range .Sites}}<option value="{{.ID}}"{{if .Selected}} selected{{end}}>{{.Name}}</option>{{end}}</select></label>
 <button type="submit">{{.T.Apply}}</button>
+<a href="/export/indicators.csv?from={{.From}}&amp;to={{.To}}&amp;site={{.SiteID}}" download>{{.T.Export}}</a>
 </form>
 <section id="figures" aria-live="polite">
 <div class="cards">
@@ -87,7 +135,7 @@ var pages = template.Must(template.New("pages").Funcs(template.FuncMap{
 <section><h2>{{.T.ChartReached}}</h2>{{.ChartReached}}</section>
 <section><h2>{{.T.Courses}}</h2>{{.ChartAttendance}}
 <table><thead><tr><th>{{.T.Course}}</th><th>{{.T.Level}}</th><th>{{.T.Enrolled}}</th><th>{{.T.Lessons}}</th><th>{{.T.Attendance}}</th><th>{{.T.AtRisk}}</th></tr></thead>
-<tbody>{{range .Courses}}<tr><td>{{.Title}}</td><td>{{.Level}}</td><td>{{.Enrolled}}</td><td>{{.LessonsHeld}}</td><td>{{pct .AttendanceRate}}</td><td{{if .AtRisk}} class="risk"{{end}}>{{.AtRisk}}</td></tr>{{end}}</tbody></table>
+<tbody>{{range .Courses}}<tr><td>{{.Title}}{{if .NextLesson}} · <a href="/lessons/{{.NextLesson}}/register">{{$.T.Register}}</a>{{end}}</td><td>{{.Level}}</td><td>{{.Enrolled}}</td><td>{{.LessonsHeld}}</td><td>{{pct .AttendanceRate}}</td><td{{if .AtRisk}} class="risk"{{end}}>{{.AtRisk}}</td></tr>{{end}}</tbody></table>
 </section>
 <section><h2>{{.T.AtRiskTitle}}</h2>
 {{if .In.AtRisk}}<table><thead><tr><th>{{.T.Person}}</th><th>{{.T.Course}}</th><th>{{.T.Rate}}</th><th>{{.T.CanQualify}}</th></tr></thead>
@@ -229,12 +277,13 @@ func (h *Handler) overview(w http.ResponseWriter, r *request) {
 	}
 	type courseRow struct {
 		store.CourseFigures
-		Title string
+		Title      string
+		NextLesson string // the lesson whose register to open: the last held
 	}
 	courses := make([]courseRow, len(in.Courses))
 	titleOf := map[string]string{}
 	for i, c := range in.Courses {
-		courses[i] = courseRow{CourseFigures: c, Title: titleIn(c.Title, r.lang)}
+		courses[i] = courseRow{CourseFigures: c, Title: titleIn(c.Title, r.lang), NextLesson: c.LastLesson}
 		titleOf[c.ID] = courses[i].Title
 	}
 	type riskRow struct {
@@ -259,10 +308,9 @@ func (h *Handler) overview(w http.ResponseWriter, r *request) {
 		attendance = append(attendance, bar{Label: c.Title, Value: c.AttendanceRate, Max: 1,
 			Text: fmt.Sprintf("%d%%", int(math.Round(c.AttendanceRate*100)))})
 	}
-	h.render(w, r.Request, r.loc, "overview", map[string]any{
-		"Lang": r.lang, "Dir": locales.Direction(r.loc), "Title": locales.Text(r.loc, "web.overview.title", nil),
-		"User": r.session.User.Name, "CSRF": r.session.CSRF, "Sites": options, "In": in, "Courses": courses, "Risky": risky,
-		"From": from.Format(time.DateOnly), "To": to.AddDate(0, 0, -1).Format(time.DateOnly), "Langs": langLinks(),
+	h.page(w, r, "overview", "web.overview.title", map[string]any{
+		"Sites": options, "In": in, "Courses": courses, "Risky": risky, "SiteID": site,
+		"From": from.Format(time.DateOnly), "To": to.AddDate(0, 0, -1).Format(time.DateOnly),
 		"Conflicts":       locales.Plural(r.loc, "page.status.conflicts", stats.Conflicts, nil),
 		"Devices":         locales.Plural(r.loc, "page.status.devices", stats.Devices, map[string]any{"Live": h.opts.Live()}),
 		"ChartReached":    barChart(bars, r.lang),
@@ -272,7 +320,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *request) {
 			"web.overview.lessons", "web.overview.at_risk", "web.overview.chart_reached", "web.overview.courses",
 			"web.overview.course", "web.overview.level", "web.overview.enrolled", "web.overview.attendance",
 			"web.overview.at_risk_title", "web.overview.person", "web.overview.rate", "web.overview.can_qualify",
-			"web.overview.none_at_risk", "web.overview.live", "web.logout"),
+			"web.overview.none_at_risk", "web.overview.live", "web.overview.export", "web.overview.register"),
 	})
 }
 

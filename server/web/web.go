@@ -35,8 +35,9 @@ const (
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time // nil: time.Now
-	// Live returns how many devices are connected now.
-	Live func() int
+	// Live returns how many devices are connected now, LiveDevices which.
+	Live        func() int
+	LiveDevices func() []string
 	// Subscribe returns a channel that receives after each commit, and a
 	// function to stop; pages update live through it (/events).
 	Subscribe func() (<-chan struct{}, func())
@@ -68,6 +69,7 @@ func New(st *store.Store, opts Options) *Handler {
 	h.mux.HandleFunc("GET /{$}", h.signedIn(h.overview))
 	h.mux.HandleFunc("GET /api/indicators", h.api(h.apiIndicators))
 	h.mux.HandleFunc("GET /events", h.signedIn(h.events))
+	h.recordRoutes()
 	return h
 }
 
@@ -168,6 +170,17 @@ func (h *Handler) sameOrigin(r *http.Request, csrf string) bool {
 		return true // signing in: there is no session yet
 	}
 	return subtle.ConstantTimeCompare([]byte(r.FormValue("csrf")), []byte(csrf)) == 1
+}
+
+// sameOriginToken is sameOrigin for API calls, whose token comes in a header.
+func (h *Handler) sameOriginToken(r *http.Request, got, csrf string) bool {
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return false
+		}
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(csrf)) == 1
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, loc *i18n.Localizer, err error) {
