@@ -35,8 +35,8 @@ func startDemo(t *testing.T) (*testenv.Server, demo.Logins) {
 	return srv, logins
 }
 
-// browser is an HTTP client with cookies that does not follow redirects.
-func browser(t *testing.T) *http.Client {
+// httpBrowser is an HTTP client with cookies that does not follow redirects.
+func httpBrowser(t *testing.T) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, Timeout: 20 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -71,7 +71,7 @@ func post(t *testing.T, c *http.Client, u string, form url.Values, origin string
 
 func signIn(t *testing.T, srv *testenv.Server, user, password string) *http.Client {
 	t.Helper()
-	c := browser(t)
+	c := httpBrowser(t)
 	resp, _ := post(t, c, srv.URL()+"/login", url.Values{"user": {user}, "password": {password}, "next": {"/"}}, srv.URL())
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Fatalf("sign-in answered %d → %q", resp.StatusCode, resp.Header.Get("Location"))
@@ -81,7 +81,7 @@ func signIn(t *testing.T, srv *testenv.Server, user, password string) *http.Clie
 
 func TestWeb_NothingWithoutSigningIn(t *testing.T) {
 	srv, _ := startDemo(t)
-	c := browser(t)
+	c := httpBrowser(t)
 	if resp, _ := get(t, c, srv.URL()+"/"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
 		t.Errorf("/ without a session: %d → %q, want the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -96,7 +96,7 @@ func TestWeb_NothingWithoutSigningIn(t *testing.T) {
 
 func TestWeb_SignIn(t *testing.T) {
 	srv, logins := startDemo(t)
-	c := browser(t)
+	c := httpBrowser(t)
 	resp, body := post(t, c, srv.URL()+"/login?lang=it", url.Values{"user": {logins.Coordinator}, "password": {"wrong password"}}, srv.URL())
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `role="alert"`) || !strings.Contains(body, `lang="it"`) {
 		t.Errorf("a wrong password: %d\n%s", resp.StatusCode, body)
