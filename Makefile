@@ -4,9 +4,10 @@ ADDR     ?= 127.0.0.1:8080
 DB       ?= ponte.db
 FUZZTIME ?= 15s
 
-.PHONY: build run test fuzz bench clean
+.PHONY: build run deps test fuzz bench clean
 
 build:
+	@./scripts/install-deps
 	$(GO) build -o bin/ponte ./cmd/ponte
 
 # The server on its embedded SQLite store, with a demo programme to look at
@@ -21,8 +22,13 @@ run: build
 	@echo
 	./bin/ponte serve --demo --addr $(ADDR) --db $(DB)
 
-# Every test, with the race detector; fuzz targets run on their seed corpus.
-test:
+# What the tests need on a bare Debian machine: a C compiler, Chromium.
+deps:
+	@./scripts/install-deps --browser
+
+# Every test, with the race detector; fuzz targets run on their seed corpus;
+# the browser tests in headless Chromium.
+test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
