@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -56,7 +58,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Var(&courses, "course", "a course the user teaches (repeat for several)")
 	case "token", "enrol":
 		fs.StringVar(&user, "user", "", "the user the device belongs to")
-	case "site add", "device list", "device revoke", "history":
+	case "site add", "device list", "device revoke", "history", "user password":
 	default:
 		return usage()
 	}
@@ -64,7 +66,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errUsage
 	}
 	names := fs.Args()
-	wantNames := map[string]int{"site add": 1, "user add": 1, "user set": 1, "device revoke": 1, "history": 2}[cmd]
+	wantNames := map[string]int{"site add": 1, "user add": 1, "user set": 1, "user password": 1, "device revoke": 1, "history": 2}[cmd]
 	if len(names) != wantNames || ((cmd == "token" || cmd == "enrol") && user == "") {
 		return usage()
 	}
@@ -73,7 +75,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer st.Close()
-	err = adminCommand(ctx, st, loc, cmd, names, role, user, sites, courses, stdout, stderr)
+	err = adminCommand(ctx, st, loc, cmd, names, role, user, sites, courses, os.Stdin, stdout, stderr)
 	switch {
 	case errors.Is(err, store.ErrExists):
 		return &personError{locales.Text(loc, "cli.admin.exists", map[string]any{"Name": strings.Join(names, " ")}), err}
@@ -88,7 +90,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func adminCommand(ctx context.Context, st *store.Store, loc *i18n.Localizer, cmd string, names []string,
-	role, user string, sites, courses []string, stdout, stderr io.Writer) error {
+	role, user string, sites, courses []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "site add":
 		id, err := st.AddSite(ctx, names[0])
@@ -100,6 +102,14 @@ func adminCommand(ctx context.Context, st *store.Store, loc *i18n.Localizer, cmd
 		return st.AddUser(ctx, store.User{Name: names[0], Role: scope.Role(role), Sites: sites, Courses: courses})
 	case "user set":
 		return st.SetAssignments(ctx, names[0], sites, courses)
+	case "user password":
+		// Read from standard input, so it stays out of the shell's history
+		// and the process list.
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return fmt.Errorf("user password: read standard input: %w", err)
+		}
+		return st.SetPassword(ctx, names[0], strings.TrimRight(line, "\r\n"))
 	case "token":
 		device, token, err := st.IssueToken(ctx, user)
 		if err != nil {

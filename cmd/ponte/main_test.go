@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ponte-project/ponte/records"
+	"github.com/ponte-project/ponte/server/store"
 )
 
 // ponte runs the program's command line in-process and returns its output.
@@ -224,5 +226,25 @@ func TestCLI_Admin(t *testing.T) {
 	mustPonte(t, "admin", "device", "revoke", "--db", db, id)
 	if out := mustPonte(t, "admin", "device", "list", "--db", db); !strings.Contains(out, id+"\tgiulia\trevoked") {
 		t.Fatalf("after revoke, device list = %q", out)
+	}
+}
+
+func TestCLI_UserPassword(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "ponte.db")
+	mustPonte(t, "admin", "user", "add", "--db", db, "--role", "coordinator", "anna")
+	r, w, _ := os.Pipe()
+	old := os.Stdin
+	os.Stdin = r
+	defer func() { os.Stdin = old }()
+	w.WriteString("a long enough password\n")
+	w.Close()
+	mustPonte(t, "admin", "user", "password", "--db", db, "anna")
+	st, err := store.Open(context.Background(), db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, err := st.Login(context.Background(), "anna", "a long enough password"); err != nil {
+		t.Errorf("sign-in with the password set: %v", err)
 	}
 }
