@@ -38,6 +38,9 @@ type Indicators struct {
 	} `json:"appointments"`
 	LessonsHeld int             `json:"lessons_held"`
 	Courses     []CourseFigures `json:"courses"`
+	// Behind holds the persons behind each count of persons, by name:
+	// "reached", "intake", "appointments", "courses", "at_risk".
+	Behind map[string][]string `json:"-"`
 	// AtRisk lists, for every course, the persons missing the attendance
 	// their certificate needs (records.AttendanceRate.AtRisk), as of To or
 	// now, whichever is earlier.
@@ -80,7 +83,7 @@ func (s *Store) ComputeIndicators(ctx context.Context, from, to time.Time, site 
 	}
 	defer tx.Rollback()
 	in := &Indicators{From: from, To: to, Site: site, Courses: []CourseFigures{}, AtRisk: []AtRisk{}}
-	reached := map[string]bool{}
+	reached, intake := map[string]bool{}, map[string]bool{}
 	atSite := func(v string) bool { return site == "" || v == site }
 
 	// Intake: persons whose consent date (or, without one, first write)
@@ -97,7 +100,7 @@ func (s *Store) ComputeIndicators(ctx context.Context, from, to time.Time, site 
 		}
 		if atSite(p.SiteID) && day >= from.UTC().Format(time.DateOnly) && day < to.UTC().Format(time.DateOnly) {
 			in.Reached.Intake++
-			reached[id] = true
+			reached[id], intake[id] = true, true
 		}
 		return nil
 	})
@@ -250,6 +253,13 @@ func (s *Store) ComputeIndicators(ctx context.Context, from, to time.Time, site 
 		reached[p] = true
 	}
 	in.Reached.Total = len(reached)
+	in.Behind = map[string][]string{"reached": keys(reached), "intake": keys(intake), "appointments": keys(met),
+		"courses": keys(attendedAny)}
+	atRisk := map[string]bool{}
+	for _, r := range risky {
+		atRisk[r.PersonID] = true
+	}
+	in.Behind["at_risk"] = keys(atRisk)
 	for i := range risky {
 		var data []byte
 		err := tx.QueryRowContext(ctx, `SELECT data FROM records WHERE collection = 'persons' AND id = ?`, risky[i].PersonID).Scan(&data)
@@ -266,6 +276,15 @@ func (s *Store) ComputeIndicators(ctx context.Context, from, to time.Time, site 
 	})
 	in.AtRisk = append(in.AtRisk, risky...)
 	return in, nil
+}
+
+func keys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // eachJSON runs a query of (id, data, integer) rows and calls fn on each.

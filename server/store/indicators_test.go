@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -110,6 +111,12 @@ func TestStore_Indicators(t *testing.T) {
 	check("appointments.cancelled", in.Appointments.Cancelled, 1)
 	check("appointments.no_show_rate", in.Appointments.NoShowRate, 0.25)
 	check("lessons_held", in.LessonsHeld, 2)
+	if got, want := in.Behind["intake"], sortedIDs(p1, p3, p4); !slices.Equal(got, want) {
+		t.Errorf("persons behind intake = %v, want %v", got, want)
+	}
+	if got, want := in.Behind["reached"], sortedIDs(p1, p2, p3, p4); !slices.Equal(got, want) {
+		t.Errorf("persons behind reached = %v, want %v", got, want)
+	}
 	if len(in.Courses) != 1 {
 		t.Fatalf("courses = %+v", in.Courses)
 	}
@@ -136,4 +143,9 @@ func TestStore_Indicators(t *testing.T) {
 	check("s2 appointments.held", in.Appointments.Held, 1)
 	check("s2 no_show_rate", in.Appointments.NoShowRate, 0.0)
 	check("s2 courses", len(in.Courses), 0)
+}
+
+func sortedIDs(ids ...string) []string {
+	slices.Sort(ids)
+	return ids
 }

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/ponte-project/ponte/internal/sqlitedb"
 	"github.com/ponte-project/ponte/records"
@@ -43,6 +45,30 @@ func (s *Store) SearchPersons(ctx context.Context, query, site string, limit int
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// PersonsByID returns the persons with the given ids that exist, sorted by
+// name.
+func (s *Store) PersonsByID(ctx context.Context, ids []string) ([]PersonRow, error) {
+	out := []PersonRow{}
+	for _, id := range ids {
+		var data []byte
+		err := s.db.Reader.QueryRowContext(ctx, `SELECT data FROM records WHERE collection = 'persons' AND id = ? AND data <> '{}'`,
+			id).Scan(&data)
+		if err != nil {
+			continue // deleted, or never stored (an appointment's person may be)
+		}
+		p := PersonRow{ID: id}
+		if err := json.Unmarshal(data, &p.Person); err != nil {
+			return nil, fmt.Errorf("persons: %s: %w", id, err)
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b PersonRow) int {
+		return cmp.Or(cmp.Compare(sqlitedb.CaseFold(a.FamilyName), sqlitedb.CaseFold(b.FamilyName)),
+			cmp.Compare(sqlitedb.CaseFold(a.GivenName), sqlitedb.CaseFold(b.GivenName)), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
 }
 
 // RegisterLine is one line of a lesson's register.

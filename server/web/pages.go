@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -123,12 +124,12 @@ var pages = template.Must(template.New("pages").Funcs(template.FuncMap{
 </form>
 <section id="figures" aria-live="polite">
 <div class="cards">
-<div class="card" id="reached"><b>{{.In.Reached.Total}}</b><span>{{.T.Reached}}</span></div>
-<div class="card"><b>{{.In.Reached.Intake}}</b><span>{{.T.Intake}}</span></div>
+<div class="card" id="reached"><b><a href="/persons?behind=reached&amp;{{.Query}}">{{.In.Reached.Total}}</a></b><span>{{.T.Reached}}</span></div>
+<div class="card"><b><a href="/persons?behind=intake&amp;{{.Query}}">{{.In.Reached.Intake}}</a></b><span>{{.T.Intake}}</span></div>
 <div class="card"><b>{{.In.Appointments.Held}}</b><span>{{.T.Held}}</span></div>
 <div class="card"><b>{{pct .In.Appointments.NoShowRate}}</b><span>{{.T.NoShow}}</span></div>
 <div class="card"><b>{{.In.LessonsHeld}}</b><span>{{.T.Lessons}}</span></div>
-<div class="card"><b>{{len .In.AtRisk}}</b><span>{{.T.AtRisk}}</span></div>
+<div class="card"><b><a href="/persons?behind=at_risk&amp;{{.Query}}">{{len .In.AtRisk}}</a></b><span>{{.T.AtRisk}}</span></div>
 </div>
 <p>{{.Conflicts}} · {{.Devices}}</p>
 </section>
@@ -310,6 +311,8 @@ func (h *Handler) overview(w http.ResponseWriter, r *request) {
 	}
 	h.page(w, r, "overview", "web.overview.title", map[string]any{
 		"Sites": options, "In": in, "Courses": courses, "Risky": risky, "SiteID": site,
+		"Query": template.URL(url.Values{"from": {from.Format(time.DateOnly)}, "to": {to.AddDate(0, 0, -1).Format(time.DateOnly)},
+			"site": {site}}.Encode()),
 		"From": from.Format(time.DateOnly), "To": to.AddDate(0, 0, -1).Format(time.DateOnly),
 		"Conflicts":       locales.Plural(r.loc, "page.status.conflicts", stats.Conflicts, nil),
 		"Devices":         locales.Plural(r.loc, "page.status.devices", stats.Devices, map[string]any{"Live": h.opts.Live()}),

@@ -83,7 +83,18 @@ func (h *Handler) page(w http.ResponseWriter, r *request, name, titleID string, 
 
 func (h *Handler) personsPage(w http.ResponseWriter, r *request) {
 	q, site := r.URL.Query().Get("q"), r.URL.Query().Get("site")
-	persons, err := h.st.SearchPersons(r.Context(), q, site, 200)
+	var persons []store.PersonRow
+	var err error
+	if behind := r.URL.Query().Get("behind"); behind != "" {
+		// The persons behind a figure of the overview, for its period and site.
+		from, to, site := h.period(r.Request)
+		var in *store.Indicators
+		if in, err = h.st.ComputeIndicators(r.Context(), from, to, site, h.opts.Now()); err == nil {
+			persons, err = h.st.PersonsByID(r.Context(), in.Behind[behind])
+		}
+	} else {
+		persons, err = h.st.SearchPersons(r.Context(), q, site, 200)
+	}
 	if err != nil {
 		h.fail(w, r.Request, r.loc, err)
 		return

@@ -169,11 +169,20 @@ func TestWeb_OverviewAndAPI(t *testing.T) {
 	// The page shows the same figures, in the person's language and direction.
 	_, page := get(t, c, srv.URL()+"/?lang=ar")
 	if !strings.Contains(page, `lang="ar" dir="rtl"`) || !strings.Contains(page, "<svg") ||
-		!strings.Contains(page, `<div class="card" id="reached"><b>`+itoa(in.Reached.Total)+`</b>`) {
+		!strings.Contains(page, `>`+itoa(in.Reached.Total)+`</a></b><span>`) {
 		t.Errorf("Arabic overview lacks its direction, charts or figures:\n%.2000s", page)
 	}
 	if strings.Contains(page, "web.overview") {
 		t.Error("a label is missing from the Arabic catalogue")
+	}
+	// Each count of persons links to the persons behind it.
+	link := regexp.MustCompile(`href="(/persons\?behind=intake&amp;[^"]+)"`).FindStringSubmatch(page)
+	if link == nil {
+		t.Fatal("the intake figure links nowhere")
+	}
+	_, list := get(t, c, srv.URL()+strings.ReplaceAll(link[1], "&amp;", "&"))
+	if n := strings.Count(list, `<a href="/persons/`); n != in.Reached.Intake {
+		t.Errorf("the intake figure %d links to %d persons", in.Reached.Intake, n)
 	}
 	// The choice of language sticks.
 	if _, page := get(t, c, srv.URL()+"/"); !strings.Contains(page, `lang="ar"`) {
