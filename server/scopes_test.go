@@ -278,13 +278,7 @@ func TestScopes_RecordsFollowTheirMoves(t *testing.T) {
 	ctx := context.Background()
 
 	// medA stays live while the coordinator moves a person to site B.
-	runCtx, stop := context.WithCancel(testenv.Context(t, 30*time.Second))
-	done := make(chan error, 1)
-	go func() { done <- p.medA.Run(runCtx) }()
-	waitUntil(t, "medA is live", func() bool {
-		st, err := p.medA.Status(ctx)
-		return err == nil && st.State == client.StateLive
-	})
+	stop := runLive(t, p.medA)
 	if err := p.coord.Put(ctx, records.Persons, p.pA2, map[string]any{"site_id": p.siteB}); err != nil {
 		t.Fatal(err)
 	}
@@ -302,9 +296,6 @@ func TestScopes_RecordsFollowTheirMoves(t *testing.T) {
 		t.Error("the moved person did not reach site B's device")
 	}
 	stop()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
 
 	// A withdrawn enrolment takes the person off the teacher's register.
 	if err := p.coord.Put(ctx, records.Enrolments, records.EnrolmentID(p.course1, p.pB1), map[string]any{"status": "withdrawn"}); err != nil {
@@ -346,14 +337,7 @@ func TestScopes_RecordsFollowTheirMoves(t *testing.T) {
 func TestScopes_UserAssignmentsChange(t *testing.T) {
 	p := startProgramme(t)
 	ctx := context.Background()
-	runCtx, stop := context.WithCancel(testenv.Context(t, 30*time.Second))
-	done := make(chan error, 1)
-	go func() { done <- p.medA.Run(runCtx) }()
-	defer func() { stop(); <-done }()
-	waitUntil(t, "medA is live", func() bool {
-		st, err := p.medA.Status(ctx)
-		return err == nil && st.State == client.StateLive
-	})
+	defer runLive(t, p.medA)()
 	// Moved from site A to site C while connected: the device reconnects,
 	// drops site A and receives site C.
 	if err := p.srv.Store.SetAssignments(ctx, "amal", []string{p.siteC}, nil); err != nil {
@@ -365,6 +349,25 @@ func TestScopes_UserAssignmentsChange(t *testing.T) {
 	})
 	if err := p.srv.Store.SetAssignments(ctx, "amal", nil, nil); !errors.Is(err, syncproto.ErrInvalid) {
 		t.Errorf("a mediator without a site: %v, want refused", err)
+	}
+}
+
+// runLive keeps c syncing live until the returned stop is called, which
+// fails the test if Run ended with an error.
+func runLive(t *testing.T, c *client.Client) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(testenv.Context(t, 30*time.Second))
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitUntil(t, "the replica is live", func() bool {
+		st, err := c.Status(context.Background())
+		return err == nil && st.State == client.StateLive
+	})
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
 	}
 }
 
