@@ -61,7 +61,7 @@ func loadKeys(ctx context.Context, tx *sqlitedb.Tx, rids []int64) (map[int64][]s
 // new intake form those its enrolments made before it arrived. A deleted
 // record keeps the scopes it had, so its tombstone reaches the devices that
 // held it.
-func keysNow(ctx context.Context, tx *sqlitedb.Tx, collection, id string, rec syncproto.Record, had []string) ([]string, error) {
+func (s *Store) keysNow(ctx context.Context, tx *sqlitedb.Tx, collection, id string, rec syncproto.Record, had []string) ([]string, error) {
 	if !rec.Exists() {
 		return had, nil
 	}
@@ -75,8 +75,8 @@ func keysNow(ctx context.Context, tx *sqlitedb.Tx, collection, id string, rec sy
 					keys = append(keys, k)
 				}
 			}
-		} else {
-			// A new intake form: the person may have been enrolled already.
+		} else if _, ok := s.enrolled[id]; ok {
+			// A new intake form of a person enrolled already.
 			regs, err := registersOf(ctx, tx, id)
 			if err != nil {
 				return nil, err
@@ -86,6 +86,34 @@ func keysNow(ctx context.Context, tx *sqlitedb.Tx, collection, id string, rec sy
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys), nil
+}
+
+// loadEnrolled fills s.enrolled with every person an enrolment names.
+func (s *Store) loadEnrolled(ctx context.Context) error {
+	s.enrolled = map[string]struct{}{}
+	rows, err := s.db.Reader.QueryContext(ctx, `SELECT DISTINCT json_extract(data, '$.person_id') FROM records
+		WHERE collection = 'enrolments' AND json_type(data, '$.person_id') = 'text'`)
+	if err != nil {
+		return fmt.Errorf("enrolled persons: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("enrolled persons: %w", err)
+		}
+		s.enrolled[id] = struct{}{}
+	}
+	return rows.Err()
+}
+
+// noteEnrolled remembers that an enrolment names a person, so that their
+// intake form, if it arrives later, looks for its registers.
+func (s *Store) noteEnrolled(rec syncproto.Record) {
+	var pid string
+	if raw, ok := rec.Data["person_id"]; ok && json.Unmarshal(raw, &pid) == nil && pid != "" {
+		s.enrolled[pid] = struct{}{}
+	}
 }
 
 // ownKeys returns the scopes a record's own fields put it in; if they name

@@ -63,8 +63,12 @@ type Store struct {
 	onCommit func([]Committed)
 	schema   syncproto.Schema
 
-	mu  sync.Mutex // serialises writes; guards seq
+	mu  sync.Mutex // serialises writes; guards seq and enrolled
 	seq int64      // last assigned sequence
+	// enrolled holds the persons some enrolment names, so a new intake form
+	// looks for its registers only when it may have some. It may hold ids
+	// of enrolments whose transaction failed: that costs one query.
+	enrolled map[string]struct{}
 }
 
 // Open opens or creates the store at path and brings its schema up to date.
@@ -89,6 +93,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.clock = syncproto.NewClock(node, s.now)
+	if err := s.loadEnrolled(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	if err := db.Writer.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM records`).Scan(&s.seq); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: read sequence: %w", err)
@@ -261,7 +269,10 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			}
 			recs[key] = current{rec: next, seq: seq, rid: cur.rid}
 			had := keys[cur.rid]
-			now, err := keysNow(ctx, tx, m.Collection, m.Record, next, had)
+			if m.Collection == records.Enrolments {
+				s.noteEnrolled(next)
+			}
+			now, err := s.keysNow(ctx, tx, m.Collection, m.Record, next, had)
 			if err != nil {
 				return nil, nil, err
 			}
