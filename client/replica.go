@@ -282,8 +282,16 @@ func (c *Client) applyPage(ctx context.Context, tx *sqlitedb.Tx, page *syncproto
 		if err != nil {
 			return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
 		}
-		if n, err := res.RowsAffected(); err != nil || n > 0 {
+		n, err := res.RowsAffected()
+		if err != nil || n > 0 {
 			changed = append(changed, RecordKey{Collection: ch.Collection, ID: ch.ID})
+		} else if len(ch.Scopes) > 0 {
+			// The same version through another scope (a course just
+			// joined): it brings the full list of scopes showing it.
+			if _, err := tx.Exec(ctx, `UPDATE replica_records SET scopes = ? WHERE collection = ? AND id = ? AND seq = ?`,
+				scopesOf(ch), ch.Collection, ch.ID, ch.Seq); err != nil {
+				return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
+			}
 		}
 	}
 	for scope, seq := range page.Cursors {

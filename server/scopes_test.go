@@ -381,3 +381,52 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestScopes_RegistersSurviveCourseChanges: a teacher who joins a second
+// course of an enrolled person, then leaves the first, keeps the person;
+// a person withdrawn while deleted and then brought back is not shown to
+// the course they left.
+func TestScopes_RegistersSurviveCourseChanges(t *testing.T) {
+	p := startProgramme(t)
+	ctx := context.Background()
+	enrol := func(course, person, status string) {
+		t.Helper()
+		if err := p.coord.Put(ctx, records.Enrolments, records.EnrolmentID(course, person),
+			map[string]any{"course_id": course, "person_id": person, "status": status}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enrol(p.course2, p.pA1, "active") // pA1 is now on both courses
+	if err := p.coord.Put(ctx, records.Persons, p.pA1, map[string]any{"notes": "edited after both enrolments"}); err != nil {
+		t.Fatal(err)
+	}
+	p.syncAll(t)
+	for _, courses := range [][]string{{p.course1, p.course2}, {p.course2}} {
+		if err := p.srv.Store.SetAssignments(ctx, "tina", nil, courses); err != nil {
+			t.Fatal(err)
+		}
+		p.syncAll(t)
+	}
+	if _, ok := holds(t, p.teacher)["persons/"+p.pA1]; !ok {
+		t.Error("the teacher lost a person still on the register of a course they teach")
+	}
+
+	// pB1 is on course 1: deleted, withdrawn meanwhile, then brought back.
+	if err := p.srv.Store.SetAssignments(ctx, "tina", nil, []string{p.course1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.coord.Delete(ctx, records.Persons, p.pB1); err != nil {
+		t.Fatal(err)
+	}
+	enrol(p.course1, p.pB1, "withdrawn")
+	if err := p.coord.Put(ctx, records.Persons, p.pB1, map[string]any{"site_id": p.siteB, "given_name": "Back"}); err != nil {
+		t.Fatal(err)
+	}
+	p.syncAll(t)
+	if f, ok := holds(t, p.teacher)["persons/"+p.pB1]; ok {
+		t.Errorf("a person withdrawn from the course is still on its register (fields %q)", f)
+	}
+	if _, ok := holds(t, p.medB)["persons/"+p.pB1]; !ok {
+		t.Error("the person brought back is not at their site")
+	}
+}

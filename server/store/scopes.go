@@ -58,16 +58,16 @@ func loadKeys(ctx context.Context, tx *sqlitedb.Tx, rids []int64) (map[int64][]s
 // own (scope.Keys; those it had if its fields name none, as when a delete
 // raced with an edit) and, for a person, the registers of the courses they
 // are enrolled on — those they had, which only enrolments change, or for a
-// new intake form those its enrolments made before it arrived. A deleted
+// new or revived intake form those its enrolments give it now. A deleted
 // record keeps the scopes it had, so its tombstone reaches the devices that
 // held it.
-func (s *Store) keysNow(ctx context.Context, tx *sqlitedb.Tx, collection, id string, rec syncproto.Record, had []string) ([]string, error) {
+func (s *Store) keysNow(ctx context.Context, tx *sqlitedb.Tx, collection, id string, rec syncproto.Record, had []string, wasDeleted bool) ([]string, error) {
 	if !rec.Exists() {
 		return had, nil
 	}
 	keys := ownKeys(collection, id, rec, had)
 	if collection == records.Persons {
-		if len(had) > 0 {
+		if len(had) > 0 && !wasDeleted {
 			// Registers change with enrolments (registersChanged), not
 			// with the person's own fields: keep those the person has.
 			for _, k := range had {
@@ -76,7 +76,8 @@ func (s *Store) keysNow(ctx context.Context, tx *sqlitedb.Tx, collection, id str
 				}
 			}
 		} else if _, ok := s.enrolled[id]; ok {
-			// A new intake form of a person enrolled already.
+			// A new intake form of a person enrolled already, or a deleted
+			// one brought back, whose enrolments may have changed meanwhile.
 			regs, err := registersOf(ctx, tx, id)
 			if err != nil {
 				return nil, err

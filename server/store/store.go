@@ -272,7 +272,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			if m.Collection == records.Enrolments {
 				s.noteEnrolled(next)
 			}
-			now, err := s.keysNow(ctx, tx, m.Collection, m.Record, next, had)
+			now, err := s.keysNow(ctx, tx, m.Collection, m.Record, next, had, cur.rid != 0 && !cur.rec.Exists())
 			if err != nil {
 				return nil, nil, err
 			}
