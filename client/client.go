@@ -143,8 +143,13 @@ func (c *Client) Close() error {
 	return c.closeErr
 }
 
-// Node returns the replica's node identifier, which stamps its writes.
-func (c *Client) Node() string { return c.node }
+// Node returns the replica's node identifier, which stamps its writes (a
+// wipe gives the replica a new one).
+func (c *Client) Node() string {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.node
+}
 
 // Localizer returns the localizer for the client's language.
 func (c *Client) Localizer() *i18n.Localizer { return c.loc }

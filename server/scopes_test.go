@@ -430,3 +430,37 @@ func TestScopes_RegistersSurviveCourseChanges(t *testing.T) {
 		t.Error("the person brought back is not at their site")
 	}
 }
+
+// TestScopes_TeachersEnrolOnlyPersonsTheySee: enrolling someone puts their
+// name in a register, so a teacher may enrol only a person already on one
+// of their registers, not a stranger whose id they learnt.
+func TestScopes_TeachersEnrolOnlyPersonsTheySee(t *testing.T) {
+	p := startProgramme(t)
+	ctx := context.Background()
+	if err := p.srv.Store.SetAssignments(ctx, "tina", nil, []string{p.course1, p.course2}); err != nil {
+		t.Fatal(err)
+	}
+	p.syncAll(t)
+	enrol := func(course, person string) {
+		t.Helper()
+		if err := p.teacher.Put(ctx, records.Enrolments, records.EnrolmentID(course, person),
+			map[string]any{"course_id": course, "person_id": person, "status": "active"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enrol(p.course2, p.pA1) // on the register of course 1: seen
+	enrol(p.course1, p.pA2) // a stranger
+	if err := p.teacher.Sync(testenv.Context(t, 20*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	rej, _ := p.teacher.Rejected(ctx)
+	if len(rej) != 1 || rej[0].Record != records.EnrolmentID(p.course1, p.pA2) || rej[0].Code != syncproto.CodeForbidden {
+		t.Errorf("rejected = %+v, want only the stranger's enrolment, forbidden", rej)
+	}
+	if rec, _, _ := p.srv.Store.Get(ctx, records.Enrolments, records.EnrolmentID(p.course2, p.pA1)); !rec.Exists() {
+		t.Error("the enrolment of a person the teacher sees was refused")
+	}
+	if _, ok := holds(t, p.teacher)["persons/"+p.pA2]; ok {
+		t.Error("the stranger's name reached the teacher")
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/ponte-project/ponte/locales"
+	"github.com/ponte-project/ponte/server/ratelimit"
 	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/server/store"
 	"github.com/ponte-project/ponte/syncproto"
@@ -98,8 +99,8 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 
-	requests *limiter // per device
-	refusals *limiter // per remote address
+	requests *ratelimit.Limiter // per device
+	refusals *ratelimit.Limiter // per remote address
 
 	mu       sync.Mutex
 	closing  bool
@@ -112,8 +113,8 @@ func New(st *store.Store, hub *Hub, opts Options) *Server {
 	opts.defaults()
 	return &Server{
 		store: st, hub: hub, opts: opts, log: opts.Logger,
-		requests: newLimiter(opts.RequestRate, opts.RequestBurst),
-		refusals: newLimiter(opts.RefusalRate, opts.RefusalBurst),
+		requests: ratelimit.New(opts.RequestRate, opts.RequestBurst),
+		refusals: ratelimit.New(opts.RefusalRate, opts.RefusalBurst),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:    64 << 10,
 			WriteBufferSize:   64 << 10,
@@ -196,7 +197,9 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, remote str
 	sess.loc = locales.Localizer(h.Lang)
 	// An address that keeps presenting wrong credentials is refused
 	// without a look at them: guessing tokens or codes gets nowhere.
-	if s.refusals.tokensLeft(remote, s.now()) < 1 {
+	// Every attempt pays up front (so parallel guesses pay too); a good
+	// one is refunded.
+	if !s.refusals.Allow(remote, s.now()) {
 		return nil, refuse(syncproto.Errorf(syncproto.CodeRateLimited, "too many refused handshakes from %s", remote))
 	}
 	var dev store.Device
@@ -206,10 +209,10 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, remote str
 	} else {
 		dev, err = s.store.Authenticate(ctx, h.Token, h.Device)
 	}
+	if code := syncproto.ErrorCode(err); err == nil || (code != syncproto.CodeUnauthorized && code != syncproto.CodeRevoked) {
+		s.refusals.Refund(remote, s.now())
+	}
 	if err != nil {
-		if code := syncproto.ErrorCode(err); code == syncproto.CodeUnauthorized || code == syncproto.CodeRevoked {
-			s.refusals.allow(remote, s.now())
-		}
 		return nil, refuse(fmt.Errorf("hello: %w", err))
 	}
 	user, err := s.store.GetUser(ctx, dev.User)
@@ -264,8 +267,9 @@ func (s *Server) DisconnectRevoked(ctx context.Context) error {
 		now, ok := users[sess.actor.User]
 		if !ok {
 			u, err := s.store.GetUser(ctx, sess.actor.User)
-			if err != nil {
-				return err
+			if err != nil { // check the other sessions all the same
+				sess.log.Error("check scopes", "err", err)
+				continue
 			}
 			now = scope.Of(u.Role, u.Sites, u.Courses)
 			users[sess.actor.User] = now
@@ -295,11 +299,15 @@ func (s *Server) watchRevocations(ctx context.Context) {
 	}
 }
 
-// remoteHost is the address a request came from, without its port.
+// remoteHost is the address a request came from, without its port; an
+// IPv6 address stands for its /64, which one machine can roam within.
 func remoteHost(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
 	return host
 }

@@ -145,7 +145,7 @@ func (s *session) readPump(reqs chan<- *syncproto.Message) {
 			s.kill(syncproto.ErrorCode(err))
 			return
 		}
-		if !s.srv.requests.allow(s.actor.Device, s.srv.now()) {
+		if !s.srv.requests.Allow(s.actor.Device, s.srv.now()) {
 			s.log.Warn("too many requests: disconnecting")
 			s.kill(syncproto.CodeRateLimited)
 			return

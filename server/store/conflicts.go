@@ -87,6 +87,10 @@ func scanConflict(rows *sql.Rows, before ...any) (syncproto.Conflict, error) {
 // ErrResolved is returned by ResolveConflict for a conflict already decided.
 var ErrResolved = errors.New("conflict already resolved")
 
+// ErrStale is returned by ResolveConflict when the field changed after the
+// conflict: the decision was made on an outdated value.
+var ErrStale = errors.New("the field changed since the conflict; decide again")
+
 // Conflict returns one stored conflict, or an error wrapping ErrNotFound.
 func (s *Store) Conflict(ctx context.Context, id int64) (ConflictRecord, error) {
 	cs, err := s.Conflicts(ctx, id-1, 1, false)
@@ -134,9 +138,14 @@ const (
 // current value writes nothing; using the other value or a new one is a
 // normal write — by user, from the server, validated by the schema and
 // synced to every device in scope — made knowing the current version, so
-// it meets no new conflict. Errors wrap ErrNotFound, ErrResolved, or a
-// *syncproto.Error for a value the schema refuses.
+// it meets no new conflict. Errors wrap ErrNotFound, ErrResolved, ErrStale
+// (the field changed since the conflict), or a *syncproto.Error for a value
+// the schema refuses.
 func (s *Store) ResolveConflict(ctx context.Context, id int64, user, choice string, value json.RawMessage) error {
+	// One decision at a time: two coordinators deciding the same conflict
+	// must not both write.
+	s.resolveMu.Lock()
+	defer s.resolveMu.Unlock()
 	c, err := s.Conflict(ctx, id)
 	if err != nil {
 		return err
@@ -164,6 +173,11 @@ func (s *Store) ResolveConflict(ctx context.Context, id int64, user, choice stri
 		rec, _, err := s.Get(ctx, c.Collection, c.Record)
 		if err != nil {
 			return err
+		}
+		// Decided on what the person saw: if the field changed since, they
+		// must look again rather than overwrite a newer edit unseen.
+		if rec.Stamps[c.Conflict.Field] != c.Conflict.Winner.Stamp {
+			return fmt.Errorf("conflict %d: %w", id, ErrStale)
 		}
 		m := syncproto.Mutation{ID: uuid.Must(uuid.NewV7()).String(), Collection: c.Collection, Record: c.Record,
 			Op: syncproto.OpPut, Data: map[string]json.RawMessage{c.Conflict.Field: write}, Stamp: s.clock.Now(),

@@ -30,7 +30,7 @@ const WebSessionTTL = 12 * time.Hour
 
 // SetPassword sets the password a coordinator or admin signs in to the web
 // pages with: at least 10 characters. It is stored as a salted
-// PBKDF2-SHA256 hash.
+// PBKDF2-SHA256 hash, and the user's open sessions end.
 func (s *Store) SetPassword(ctx context.Context, user, password string) error {
 	u, err := s.GetUser(ctx, user)
 	if err != nil {
@@ -50,6 +50,12 @@ func (s *Store) SetPassword(ctx context.Context, user, password string) error {
 	defer s.mu.Unlock()
 	if _, err := s.db.Writer.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE name = ?`, h, user); err != nil {
 		return fmt.Errorf("set password of %q: %w", user, err)
+	}
+	// A new password ends every session the old one opened, and sessions
+	// past their time go with them.
+	if _, err := s.db.Writer.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_name = ? OR expires_at < ?`,
+		user, s.now().UnixMilli()); err != nil {
+		return fmt.Errorf("set password of %q: end sessions: %w", user, err)
 	}
 	return nil
 }

@@ -117,6 +117,31 @@ func (s *Store) noteEnrolled(rec syncproto.Record) {
 	}
 }
 
+// seesPerson reports whether a holder of held sees the person an
+// enrolment's fields name.
+func (s *Store) seesPerson(ctx context.Context, tx *sqlitedb.Tx, held []string, enrolment map[string]json.RawMessage) (bool, error) {
+	if slices.Contains(held, scope.All) {
+		return true, nil
+	}
+	var pid string
+	if json.Unmarshal(enrolment["person_id"], &pid) != nil || pid == "" {
+		return false, nil
+	}
+	var rid int64
+	err := tx.QueryRow(ctx, `SELECT rid FROM records WHERE collection = 'persons' AND id = ?`, pid).Scan(&rid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("person %s: %w", pid, err)
+	}
+	keys, err := loadKeys(ctx, tx, []int64{rid})
+	if err != nil {
+		return false, err
+	}
+	return len(scope.Visible(held, keys[rid])) > 0, nil
+}
+
 // ownKeys returns the scopes a record's own fields put it in; if they name
 // none any more (a delete raced with an edit and only the edit's fields
 // survived), the record stays in those it had.

@@ -69,6 +69,8 @@ type Store struct {
 	// looks for its registers only when it may have some. It may hold ids
 	// of enrolments whose transaction failed: that costs one query.
 	enrolled map[string]struct{}
+
+	resolveMu sync.Mutex // one conflict decision at a time
 }
 
 // Open opens or creates the store at path and brings its schema up to date.
@@ -223,7 +225,15 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		if cur.rid == 0 {
 			writeKeys = scope.Keys(m.Collection, m.Record, syncproto.Intent(cur.rec, m))
 		}
-		if !scope.CanWrite(actor.Scopes, writeKeys) {
+		allowed := scope.CanWrite(actor.Scopes, writeKeys)
+		if allowed && cur.rid == 0 && m.Collection == records.Enrolments {
+			// Enrolling someone puts their name in a register: only for a
+			// person the writer already sees.
+			if allowed, err = s.seesPerson(ctx, tx, actor.Scopes, syncproto.Intent(cur.rec, m)); err != nil {
+				return nil, nil, err
+			}
+		}
+		if !allowed {
 			res.Status, res.Code = syncproto.StatusRejected, syncproto.CodeForbidden
 			res.Message = fmt.Sprintf("%s/%s is outside the scopes of %s", m.Collection, m.Record, actor.User)
 			continue

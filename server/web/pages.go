@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -201,10 +202,7 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request, loc *i18n.Localizer, lang, failed string) {
-	next := r.FormValue("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
-		next = "/"
-	}
+	next := safeNext(r.FormValue("next"))
 	if failed != "" {
 		w.WriteHeader(http.StatusUnauthorized)
 	}
@@ -219,6 +217,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, locales.Text(loc, "error.forbidden", nil), http.StatusForbidden)
 		return
 	}
+	if !h.logins.Allow(remoteHost(r), h.opts.Now()) {
+		http.Error(w, locales.Text(loc, "error.rate_limited", nil), http.StatusTooManyRequests)
+		return
+	}
 	cookie, sess, err := h.st.Login(r.Context(), r.FormValue("user"), r.FormValue("password"))
 	if errors.Is(err, store.ErrBadLogin) {
 		h.log.Info("sign-in refused", "user", r.FormValue("user"), "remote", r.RemoteAddr)
@@ -231,11 +233,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: cookie, Path: "/", Expires: sess.Expires,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-	next := r.FormValue("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
-		next = "/"
-	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	h.logins.Refund(remoteHost(r), h.opts.Now())
+	http.Redirect(w, r, safeNext(r.FormValue("next")), http.StatusSeeOther)
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *request) {
@@ -325,6 +324,14 @@ func (h *Handler) overview(w http.ResponseWriter, r *request) {
 			"web.overview.at_risk_title", "web.overview.person", "web.overview.rate", "web.overview.can_qualify",
 			"web.overview.none_at_risk", "web.overview.live", "web.overview.export", "web.overview.register"),
 	})
+}
+
+// remoteHost is the address a request came from, without its port.
+func remoteHost(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // titleIn picks a course title in lang, else Italian, else English, else any.

@@ -221,11 +221,11 @@ func (h *Handler) conflictsPage(w http.ResponseWriter, r *request) {
 func decision(r *request) (choice string, value json.RawMessage) {
 	choice = r.FormValue("choice")
 	if choice == store.UseValue {
-		v := r.FormValue("value")
-		if json.Valid([]byte(v)) && (strings.HasPrefix(v, "[") || strings.HasPrefix(v, "{") || v == "true" || v == "false") {
-			return choice, json.RawMessage(v)
+		v := strings.TrimSpace(r.FormValue("value"))
+		if json.Valid([]byte(v)) {
+			return choice, json.RawMessage(v) // a number, list, true, null…
 		}
-		b, _ := json.Marshal(v) // text typed in a box is text
+		b, _ := json.Marshal(v) // anything else typed in the box is text
 		return choice, b
 	}
 	return choice, nil
@@ -235,6 +235,11 @@ func (h *Handler) resolve(w http.ResponseWriter, r *request) {
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	choice, value := decision(r)
 	err := h.st.ResolveConflict(r.Context(), id, r.session.User.Name, choice, value)
+	if errors.Is(err, store.ErrStale) {
+		http.Redirect(w, r.Request, "/conflicts?error="+template.URLQueryEscaper(locales.Text(r.loc, "web.conflicts.stale", nil)),
+			http.StatusSeeOther)
+		return
+	}
 	if err != nil && !errors.Is(err, store.ErrResolved) {
 		text := locales.ExplainError(r.loc, err)
 		if text == "" {
@@ -322,8 +327,8 @@ func (h *Handler) exportIndicators(w http.ResponseWriter, r *request) {
 	cw.Write([]string{t("web.overview.course"), t("web.overview.level"), t("web.overview.enrolled"), t("web.overview.lessons"),
 		t("web.overview.attendance") + " %", t("web.overview.at_risk")})
 	for _, c := range in.Courses {
-		cw.Write([]string{titleIn(c.Title, r.lang), c.Level, strconv.Itoa(c.Enrolled), strconv.Itoa(c.LessonsHeld),
-			pct(c.AttendanceRate), strconv.Itoa(c.AtRisk)})
+		cw.Write(csvRow(titleIn(c.Title, r.lang), c.Level, strconv.Itoa(c.Enrolled), strconv.Itoa(c.LessonsHeld),
+			pct(c.AttendanceRate), strconv.Itoa(c.AtRisk)))
 	}
 	cw.Flush()
 }
@@ -345,9 +350,26 @@ func (h *Handler) exportPersons(w http.ResponseWriter, r *request) {
 		for _, f := range header[1:] {
 			row = append(row, csvValue(m[f]))
 		}
-		cw.Write(row)
+		cw.Write(csvRow(row...))
 	}
 	cw.Flush()
+}
+
+// csvCell keeps a spreadsheet from reading a cell typed on a device as a
+// formula (=, +, -, @ first): it is quoted with a leading apostrophe.
+func csvCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// csvRow applies csvCell to every cell.
+func csvRow(cells ...string) []string {
+	for i, c := range cells {
+		cells[i] = csvCell(c)
+	}
+	return cells
 }
 
 func csvValue(v any) string {
@@ -376,7 +398,7 @@ func (h *Handler) exportRegister(w http.ResponseWriter, r *request) {
 	cw := csvFile(w, "ponte-register-"+strings.ReplaceAll(lesson.Start, ":", "")+".csv")
 	cw.Write([]string{"person_id", "given_name", "family_name", "mark", "marked_by"})
 	for _, l := range lines {
-		cw.Write([]string{l.PersonID, l.GivenName, l.FamilyName, l.Mark, l.MarkedBy})
+		cw.Write(csvRow(l.PersonID, l.GivenName, l.FamilyName, l.Mark, l.MarkedBy))
 	}
 	cw.Flush()
 }
@@ -435,6 +457,9 @@ func (h *Handler) apiResolve(w http.ResponseWriter, r *request) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		h.refuse(w, r, http.StatusNotFound, syncproto.CodeBadMessage)
+	case errors.Is(err, store.ErrStale):
+		writeJSON(w, http.StatusConflict, map[string]any{"error": map[string]string{"code": "stale",
+			"message": locales.Text(r.loc, "web.conflicts.stale", nil)}})
 	case errors.Is(err, store.ErrResolved):
 		writeJSON(w, http.StatusConflict, map[string]any{"error": map[string]string{"code": "resolved", "message": err.Error()}})
 	case errors.As(err, &pe):

@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/ponte-project/ponte/client"
 	"github.com/ponte-project/ponte/records"
+	"github.com/ponte-project/ponte/server/store"
 )
 
 func csrfOf(t *testing.T, page string) string {
@@ -164,5 +166,74 @@ func TestWeb_DevicesAndRoles(t *testing.T) {
 	}
 	if err := tablet.Sync(ctx); err == nil {
 		t.Error("a revoked tablet still syncs")
+	}
+}
+
+// TestWeb_Defences covers what review found: redirects after sign-in stay
+// on this server, an admin sees no figures about persons, a new password
+// ends old sessions, guessing passwords is bounded, CSV cells cannot be
+// formulas, and a conflict decided on a value that changed since is refused.
+func TestWeb_Defences(t *testing.T) {
+	srv, logins := startDemo(t)
+	ctx := context.Background()
+	for _, next := range []string{`/\evil.example`, "//evil.example", "https://evil.example/", "/\t/evil.example"} {
+		c := httpBrowser(t)
+		resp, _ := post(t, c, srv.URL()+"/login", url.Values{"user": {logins.Coordinator}, "password": {logins.Password}, "next": {next}}, srv.URL())
+		if loc := resp.Header.Get("Location"); loc != "/" {
+			t.Errorf("next=%q sent the browser to %q, want /", next, loc)
+		}
+	}
+	admin := signIn(t, srv, logins.Admin, logins.Password)
+	if resp, _ := get(t, admin, srv.URL()+"/"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/devices" {
+		t.Errorf("admin on /: %d → %s, want the devices page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := get(t, admin, srv.URL()+"/api/indicators"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("admin on /api/indicators: %d, want 403", resp.StatusCode)
+	}
+	// A new password ends the sessions the old one opened.
+	coord := signIn(t, srv, logins.Coordinator, logins.Password)
+	if err := srv.Store.SetPassword(ctx, logins.Coordinator, "a brand new password"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := get(t, coord, srv.URL()+"/"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("a session of the old password still works: %d", resp.StatusCode)
+	}
+	coord = signIn(t, srv, logins.Coordinator, "a brand new password")
+	// A formula typed on a device stays text in a spreadsheet.
+	tablet := srv.MustOpenClient("coordinatrice", client.Options{Schema: records.Schema})
+	if err := tablet.Put(ctx, records.Persons, "0f8fad5b-d9cb-469f-a165-70867728950e", map[string]any{
+		"site_id": firstSite(t, srv)[0], "given_name": "=HYPERLINK(\"http://evil.example\")"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tablet.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := get(t, coord, srv.URL()+"/export/persons.csv?q=hyperlink"); !strings.Contains(body, `"'=HYPERLINK(`) {
+		t.Errorf("a formula in a name reached the CSV as a formula:\n%s", body)
+	}
+	// A conflict whose field changed since is not decided blind.
+	open, _ := srv.Store.Conflicts(ctx, 0, 100, true)
+	cf := open[0]
+	if err := tablet.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tablet.Put(ctx, cf.Collection, cf.Record, map[string]any{cf.Conflict.Field: "+390000000000"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tablet.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Store.ResolveConflict(ctx, cf.ID, "coordinatrice", store.UseOther, nil); !errors.Is(err, store.ErrStale) {
+		t.Errorf("deciding on a changed field: %v, want ErrStale", err)
+	}
+	// Guessing passwords from one address is cut short.
+	guesser := httpBrowser(t)
+	var last int
+	for range 15 {
+		resp, _ := post(t, guesser, srv.URL()+"/login", url.Values{"user": {"admin"}, "password": {"guess"}}, srv.URL())
+		last = resp.StatusCode
+	}
+	if last != http.StatusTooManyRequests {
+		t.Errorf("the 15th wrong password answered %d, want 429", last)
 	}
 }

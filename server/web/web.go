@@ -17,11 +17,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nicksnyder/go-i18n/v2/i18n"
 
 	"github.com/ponte-project/ponte/locales"
+	"github.com/ponte-project/ponte/server/ratelimit"
+	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/server/store"
 	"github.com/ponte-project/ponte/syncproto"
 )
@@ -49,6 +52,9 @@ type Handler struct {
 	opts Options
 	log  *slog.Logger
 	mux  *http.ServeMux
+	// logins bounds sign-in attempts per address: each costs a
+	// deliberately slow password hash, and guessing must not pay.
+	logins *ratelimit.Limiter
 }
 
 // New returns the pages over st.
@@ -62,13 +68,13 @@ func New(st *store.Store, opts Options) *Handler {
 	if opts.Live == nil {
 		opts.Live = func() int { return 0 }
 	}
-	h := &Handler{st: st, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	h := &Handler{st: st, opts: opts, log: opts.Logger, mux: http.NewServeMux(), logins: ratelimit.New(0.2, 10)}
 	h.mux.HandleFunc("GET /login", h.loginPage)
 	h.mux.HandleFunc("POST /login", h.login)
 	h.mux.HandleFunc("POST /logout", h.signedIn(h.logout))
-	h.mux.HandleFunc("GET /{$}", h.signedIn(h.overview))
-	h.mux.HandleFunc("GET /api/indicators", h.api(h.apiIndicators))
-	h.mux.HandleFunc("GET /events", h.signedIn(h.events))
+	h.mux.HandleFunc("GET /{$}", h.signedIn(h.home))
+	h.mux.HandleFunc("GET /api/indicators", h.api(h.role(h.apiIndicators, scope.Coordinator)))
+	h.mux.HandleFunc("GET /events", h.signedIn(h.role(h.events, scope.Coordinator)))
 	h.recordRoutes()
 	return h
 }
@@ -86,6 +92,27 @@ type request struct {
 	session store.WebSession
 	loc     *i18n.Localizer
 	lang    string
+}
+
+// home is the overview for coordinators; an admin, who sees no records,
+// lands on the devices.
+func (h *Handler) home(w http.ResponseWriter, r *request) {
+	if r.session.User.Role != scope.Coordinator {
+		http.Redirect(w, r.Request, "/devices", http.StatusSeeOther)
+		return
+	}
+	h.overview(w, r)
+}
+
+// safeNext returns where to go after signing in: a path on this server, or
+// "/" for anything else (another site, "//host", "/\\host").
+func safeNext(next string) string {
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(next, "/") ||
+		strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n\t") {
+		return "/"
+	}
+	return next
 }
 
 // localizer picks the person's language: ?lang=, then the cookie it set,

@@ -1,14 +1,17 @@
-package server
+// Package ratelimit holds token buckets by key (a device, an address), for
+// the sync endpoint and the sign-in page. A Limiter is safe for concurrent
+// use.
+package ratelimit
 
 import (
 	"sync"
 	"time"
 )
 
-// limiter is a set of token buckets, one per key (a device, an address):
+// Limiter is a set of token buckets, one per key (a device, an address):
 // each holds up to burst tokens and refills at rate per second. Idle
 // buckets are forgotten, so memory stays bounded by the active keys.
-type limiter struct {
+type Limiter struct {
 	rate  float64
 	burst float64
 
@@ -22,13 +25,14 @@ type bucket struct {
 	last   time.Time
 }
 
-func newLimiter(rate, burst float64) *limiter {
-	return &limiter{rate: rate, burst: burst, buckets: map[string]*bucket{}}
+// New returns buckets of burst tokens refilled at rate per second.
+func New(rate, burst float64) *Limiter {
+	return &Limiter{rate: rate, burst: burst, buckets: map[string]*bucket{}}
 }
 
-// allow takes one token from key's bucket at now, and reports whether
+// Allow takes one token from key's bucket at now, and reports whether
 // there was one.
-func (l *limiter) allow(key string, now time.Time) bool {
+func (l *Limiter) Allow(key string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.refill(key, now)
@@ -39,15 +43,17 @@ func (l *limiter) allow(key string, now time.Time) bool {
 	return true
 }
 
-// tokensLeft returns the tokens in key's bucket at now, taking none.
-func (l *limiter) tokensLeft(key string, now time.Time) float64 {
+// Refund gives back a token taken from key's bucket: the attempt it paid
+// for turned out to be a good one.
+func (l *Limiter) Refund(key string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.refill(key, now).tokens
+	b := l.refill(key, now)
+	b.tokens = min(l.burst, b.tokens+1)
 }
 
 // refill returns key's bucket brought up to now; l.mu is held.
-func (l *limiter) refill(key string, now time.Time) *bucket {
+func (l *Limiter) refill(key string, now time.Time) *bucket {
 	if now.Sub(l.swept) > time.Minute {
 		full := time.Duration(l.burst / l.rate * float64(time.Second))
 		for k, b := range l.buckets {
