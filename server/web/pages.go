@@ -214,11 +214,11 @@ func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request, loc *i18n.Lo
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	loc, lang := h.localizer(w, r)
 	if !h.sameOrigin(r, "") {
-		http.Error(w, locales.Text(loc, "error.forbidden", nil), http.StatusForbidden)
+		http.Error(w, statusText(loc, http.StatusForbidden), http.StatusForbidden)
 		return
 	}
 	if !h.logins.Allow(remoteHost(r), h.opts.Now()) {
-		http.Error(w, locales.Text(loc, "error.rate_limited", nil), http.StatusTooManyRequests)
+		http.Error(w, statusText(loc, http.StatusTooManyRequests), http.StatusTooManyRequests)
 		return
 	}
 	cookie, sess, err := h.st.Login(r.Context(), r.FormValue("user"), r.FormValue("password"))

@@ -61,9 +61,10 @@ func (h *Handler) role(next func(http.ResponseWriter, *request), roles ...scope.
 	}
 }
 
-// refuse answers an error: JSON for the API, text for pages.
+// refuse answers an error: JSON for the API (with code for programs),
+// text for pages; the message explains status to a person at a browser.
 func (h *Handler) refuse(w http.ResponseWriter, r *request, status int, code syncproto.Code) {
-	msg := locales.Text(r.loc, code.MessageID(), nil)
+	msg := statusText(r.loc, status)
 	if strings.HasPrefix(r.URL.Path, "/api/") {
 		writeJSON(w, status, map[string]any{"error": map[string]string{"code": string(code), "message": msg}})
 		return

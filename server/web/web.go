@@ -149,7 +149,7 @@ func (h *Handler) signedIn(next func(http.ResponseWriter, *request)) http.Handle
 		}
 		req := &request{Request: r, session: sess, loc: loc, lang: lang}
 		if r.Method == http.MethodPost && !h.sameOrigin(r, sess.CSRF) {
-			http.Error(w, locales.Text(loc, syncproto.CodeForbidden.MessageID(), nil), http.StatusForbidden)
+			http.Error(w, statusText(loc, http.StatusForbidden), http.StatusForbidden)
 			return
 		}
 		next(w, req)
@@ -168,7 +168,7 @@ func (h *Handler) api(next func(http.ResponseWriter, *request)) http.HandlerFunc
 				code, status = syncproto.CodeInternal, http.StatusInternalServerError
 			}
 			writeJSON(w, status, map[string]any{"error": map[string]string{"code": string(code),
-				"message": locales.Text(loc, code.MessageID(), nil)}})
+				"message": statusText(loc, status)}})
 			return
 		}
 		next(w, &request{Request: r, session: sess, loc: loc, lang: lang})
@@ -212,7 +212,19 @@ func (h *Handler) sameOriginToken(r *http.Request, got, csrf string) bool {
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, loc *i18n.Localizer, err error) {
 	h.log.Error("web page", "path", r.URL.Path, "err", err)
-	http.Error(w, locales.Text(loc, syncproto.CodeInternal.MessageID(), nil), http.StatusInternalServerError)
+	http.Error(w, statusText(loc, http.StatusInternalServerError), http.StatusInternalServerError)
+}
+
+// statusText explains an HTTP status to a person at a browser, in their
+// language (the codes' own texts speak to people at a device).
+func statusText(l *i18n.Localizer, status int) string {
+	id := map[int]string{http.StatusBadRequest: "web.error.bad_request", http.StatusUnauthorized: "web.error.unauthorized",
+		http.StatusForbidden: "web.error.forbidden", http.StatusNotFound: "web.error.not_found",
+		http.StatusTooManyRequests: "web.error.too_many"}[status]
+	if id == "" {
+		id = "web.error.internal"
+	}
+	return locales.Text(l, id, nil)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -246,7 +258,7 @@ func (h *Handler) apiIndicators(w http.ResponseWriter, r *request) {
 	if err != nil {
 		h.log.Error("indicators", "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": map[string]string{
-			"code": string(syncproto.CodeInternal), "message": locales.Text(r.loc, syncproto.CodeInternal.MessageID(), nil)}})
+			"code": string(syncproto.CodeInternal), "message": statusText(r.loc, http.StatusInternalServerError)}})
 		return
 	}
 	writeJSON(w, http.StatusOK, in)
