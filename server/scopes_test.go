@@ -241,6 +241,11 @@ func TestScopes_WritesOutsideTheScopeAreRefusedAndKept(t *testing.T) {
 	if err := p.teacher.MarkAttendance(ctx, p.lesson1, p.pA1, records.MarkPresent); err != nil {
 		t.Fatal(err)
 	}
+	// Nor mark in someone else's name.
+	if err := p.teacher.Put(ctx, records.Attendance, records.AttendanceID(p.lesson1, p.pB1), map[string]any{
+		"lesson_id": p.lesson1, "course_id": p.course1, "person_id": p.pB1, "mark": "absent", "marked_by": "someone else"}); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.teacher.Put(ctx, records.Persons, p.pA1, map[string]any{"site_id": p.siteA, "given_name": "Renamed"}); err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +262,7 @@ func TestScopes_WritesOutsideTheScopeAreRefusedAndKept(t *testing.T) {
 		refused = append(refused, r.Collection+"/"+r.Record)
 	}
 	slices.Sort(refused)
-	if w := want("persons/"+p.pA1, "lessons/"+p.lesson2); !slices.Equal(refused, w) {
+	if w := want("persons/"+p.pA1, "lessons/"+p.lesson2, "attendance/"+records.AttendanceID(p.lesson1, p.pB1)); !slices.Equal(refused, w) {
 		t.Errorf("teacher's refused writes %q, want %q", refused, w)
 	}
 	if rec, _, _ := p.srv.Store.Get(ctx, records.Attendance, records.AttendanceID(p.lesson1, p.pA1)); !rec.Exists() {

@@ -226,6 +226,13 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			writeKeys = scope.Keys(m.Collection, m.Record, syncproto.Intent(cur.rec, m))
 		}
 		allowed := scope.CanWrite(actor.Scopes, writeKeys)
+		if allowed && m.Collection == records.Attendance && m.Op == syncproto.OpPut && !slices.Contains(actor.Scopes, scope.All) {
+			// A mark says who made it: a teacher marks in their own name.
+			var by string
+			if raw, ok := m.Data["marked_by"]; ok && (json.Unmarshal(raw, &by) != nil || by != actor.User) {
+				allowed = false
+			}
+		}
 		if allowed && cur.rid == 0 && m.Collection == records.Enrolments {
 			// Enrolling someone puts their name in a register: only for a
 			// person the writer already sees.
