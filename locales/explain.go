@@ -14,10 +14,6 @@ import (
 // messages have plural forms.
 var countRules = map[string]bool{"max_length": true, "min_length": true, "max_items": true, "min_items": true}
 
-// IsCountRule reports whether a validation rule's message takes a plural
-// count, for the catalogue's tests.
-func IsCountRule(rule string) bool { return countRules[rule] }
-
 // Explain returns what an error code means for a person. For a write that
 // broke a schema's rules (fields not empty) it is one line per field saying
 // what is wrong with it.

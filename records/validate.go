@@ -112,21 +112,6 @@ func Fields(collectionName string) []string {
 	return names
 }
 
-// Decode decodes a record's fields into its collection's struct (a
-// *Person, *Appointment...), without checking them. JSON null is an
-// absent field.
-func Decode(collectionName string, data map[string]json.RawMessage) (any, error) {
-	c, ok := collections[collectionName]
-	if !ok {
-		return nil, unknownCollection(collectionName)
-	}
-	v, fields := c.decode(data)
-	if len(fields) > 0 {
-		return nil, invalid(collectionName, fields)
-	}
-	return v, nil
-}
-
 // decode fills a new struct from data, returning the fields it could not
 // place (unknown, or of the wrong JSON type).
 func (c *collection) decode(data map[string]json.RawMessage) (any, []syncproto.FieldError) {

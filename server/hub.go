@@ -107,15 +107,10 @@ func prepareFor(held []string, committed []store.Committed, seq int64) ([]*webso
 		case all:
 			changes = append(changes, c.Change)
 		case len(seen) > 0:
-			ch := c.Change
-			if scope.Projected(seen) {
-				rec, err := ch.Record()
-				if err != nil {
-					return nil, err
-				}
-				ch = syncproto.NewChange(ch.Collection, ch.ID, ch.Seq, scope.Project(ch.Collection, rec))
+			ch, err := scope.Show(c.Change, seen)
+			if err != nil {
+				return nil, err
 			}
-			ch.Scopes = seen
 			changes = append(changes, ch)
 		case len(scope.Visible(held, c.Left)) > 0:
 			changes = append(changes, syncproto.Change{Collection: c.Collection, ID: c.ID, Seq: c.Seq, Gone: true})

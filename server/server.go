@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -155,7 +154,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered the request
 	}
 	conn.SetReadLimit(syncproto.MaxFrameBytes)
-	sess, err := s.handshake(r.Context(), conn, remoteHost(r))
+	sess, err := s.handshake(r.Context(), conn, ratelimit.ClientKey(r))
 	if err != nil {
 		s.log.Info("handshake refused", "remote", r.RemoteAddr, "err", err)
 		conn.Close()
@@ -297,19 +296,6 @@ func (s *Server) watchRevocations(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// remoteHost is the address a request came from, without its port; an
-// IPv6 address stands for its /64, which one machine can roam within.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
-	}
-	return host
 }
 
 func (s *Server) isClosing() bool {

@@ -4,9 +4,25 @@
 package ratelimit
 
 import (
+	"net"
+	"net/http"
 	"sync"
 	"time"
 )
+
+// ClientKey is the key of the client a request came from: its address
+// without the port, an IPv6 address standing for its /64, which one machine
+// can roam within.
+func ClientKey(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return host
+}
 
 // Limiter is a set of token buckets, one per key (a device, an address):
 // each holds up to burst tokens and refills at rate per second. Idle

@@ -126,6 +126,21 @@ func CanWrite(held, keys []string) bool {
 	return false
 }
 
+// Show returns a change as a holder sees it through seen, the scopes of
+// theirs that hold the record (from Visible): names only if those are all
+// registers, and with the scopes listed.
+func Show(ch syncproto.Change, seen []string) (syncproto.Change, error) {
+	if Projected(seen) {
+		rec, err := ch.Record()
+		if err != nil {
+			return ch, err
+		}
+		ch = syncproto.NewChange(ch.Collection, ch.ID, ch.Seq, Project(ch.Collection, rec))
+	}
+	ch.Scopes = seen
+	return ch, nil
+}
+
 // registerFields are what a register shows of a person.
 var registerFields = []string{"given_name", "family_name", "given_name_latin", "family_name_latin"}
 

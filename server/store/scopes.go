@@ -330,15 +330,10 @@ func (s *Store) pullScoped(ctx context.Context, held []string, cursors map[strin
 				continue // left this scope, still seen through another
 			case it.exit:
 				it.Change = syncproto.Change{Collection: it.Collection, ID: it.ID, Seq: it.Seq, Gone: true}
-			case scope.Projected(seen):
-				rec, err := it.Record()
-				if err != nil {
+			default:
+				if it.Change, err = scope.Show(it.Change, seen); err != nil {
 					return nil, fmt.Errorf("pull %s: %w", k, err)
 				}
-				it.Change = syncproto.NewChange(it.Collection, it.ID, it.Seq, scope.Project(it.Collection, rec))
-			}
-			if !it.Gone {
-				it.Scopes = seen
 			}
 			page.Changes = append(page.Changes, it.Change)
 			size += len(it.Data) + len(it.Stamps) + len(it.ID) + 64

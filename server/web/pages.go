@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/nicksnyder/go-i18n/v2/i18n"
 
 	"github.com/ponte-project/ponte/locales"
+	"github.com/ponte-project/ponte/server/ratelimit"
 	"github.com/ponte-project/ponte/server/store"
 )
 
@@ -217,7 +217,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, statusText(loc, http.StatusForbidden), http.StatusForbidden)
 		return
 	}
-	if !h.logins.Allow(remoteHost(r), h.opts.Now()) {
+	if !h.logins.Allow(ratelimit.ClientKey(r), h.opts.Now()) {
 		http.Error(w, statusText(loc, http.StatusTooManyRequests), http.StatusTooManyRequests)
 		return
 	}
@@ -233,7 +233,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: cookie, Path: "/", Expires: sess.Expires,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-	h.logins.Refund(remoteHost(r), h.opts.Now())
+	h.logins.Refund(ratelimit.ClientKey(r), h.opts.Now())
 	http.Redirect(w, r, safeNext(r.FormValue("next")), http.StatusSeeOther)
 }
 
@@ -324,14 +324,6 @@ func (h *Handler) overview(w http.ResponseWriter, r *request) {
 			"web.overview.at_risk_title", "web.overview.person", "web.overview.rate", "web.overview.can_qualify",
 			"web.overview.none_at_risk", "web.overview.live", "web.overview.export", "web.overview.register"),
 	})
-}
-
-// remoteHost is the address a request came from, without its port.
-func remoteHost(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }
 
 // titleIn picks a course title in lang, else Italian, else English, else any.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -61,6 +62,9 @@ func (h *Handler) role(next func(http.ResponseWriter, *request), roles ...scope.
 	}
 }
 
+// codeNotFound is the API's error code for an unknown page or record.
+const codeNotFound syncproto.Code = "not_found"
+
 // refuse answers an error: JSON for the API (with code for programs),
 // text for pages; the message explains status to a person at a browser.
 func (h *Handler) refuse(w http.ResponseWriter, r *request, status int, code syncproto.Code) {
@@ -110,7 +114,7 @@ type shown struct{ Field, Value string }
 
 func fieldsOf(data map[string]json.RawMessage) []shown {
 	var out []shown
-	for _, f := range slices.Sorted(mapsKeys(data)) {
+	for _, f := range slices.Sorted(maps.Keys(data)) {
 		var s string
 		if json.Unmarshal(data[f], &s) != nil {
 			s = string(data[f])
@@ -118,16 +122,6 @@ func fieldsOf(data map[string]json.RawMessage) []shown {
 		out = append(out, shown{f, s})
 	}
 	return out
-}
-
-func mapsKeys(m map[string]json.RawMessage) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func (h *Handler) personPage(w http.ResponseWriter, r *request) {
@@ -138,7 +132,7 @@ func (h *Handler) personPage(w http.ResponseWriter, r *request) {
 		return
 	}
 	if seq == 0 {
-		h.refuse(w, r, http.StatusNotFound, syncproto.CodeBadMessage)
+		h.refuse(w, r, http.StatusNotFound, codeNotFound)
 		return
 	}
 	history, err := h.st.History(r.Context(), records.Persons, id)
@@ -154,7 +148,7 @@ func (h *Handler) personPage(w http.ResponseWriter, r *request) {
 func (h *Handler) registerPage(w http.ResponseWriter, r *request) {
 	lesson, lines, err := h.st.Register(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
-		h.refuse(w, r, http.StatusNotFound, syncproto.CodeBadMessage)
+		h.refuse(w, r, http.StatusNotFound, codeNotFound)
 		return
 	}
 	if err != nil {
@@ -393,7 +387,7 @@ func csvValue(v any) string {
 func (h *Handler) exportRegister(w http.ResponseWriter, r *request) {
 	lesson, lines, err := h.st.Register(r.Context(), r.PathValue("id"))
 	if err != nil {
-		h.refuse(w, r, http.StatusNotFound, syncproto.CodeBadMessage)
+		h.refuse(w, r, http.StatusNotFound, codeNotFound)
 		return
 	}
 	cw := csvFile(w, "ponte-register-"+strings.ReplaceAll(lesson.Start, ":", "")+".csv")
@@ -413,7 +407,7 @@ func (h *Handler) apiPerson(w http.ResponseWriter, r *request) {
 	id := r.PathValue("id")
 	rec, seq, err := h.st.Get(r.Context(), records.Persons, id)
 	if err == nil && seq == 0 {
-		h.refuse(w, r, http.StatusNotFound, syncproto.CodeBadMessage)
+		h.refuse(w, r, http.StatusNotFound, codeNotFound)
 		return
 	}
 	var history []store.Write
@@ -426,7 +420,7 @@ func (h *Handler) apiPerson(w http.ResponseWriter, r *request) {
 func (h *Handler) apiRegister(w http.ResponseWriter, r *request) {
 	lesson, lines, err := h.st.Register(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
-		h.refuse(w, r, http.StatusNotFound, syncproto.CodeBadMessage)
+		h.refuse(w, r, http.StatusNotFound, codeNotFound)
 		return
 	}
 	h.answer(w, r, map[string]any{"lesson": lesson, "register": lines}, err)
@@ -440,7 +434,7 @@ func (h *Handler) apiConflicts(w http.ResponseWriter, r *request) {
 // apiResolve takes {"choice": "current"|"other"|"value", "value": json}
 // with the session's CSRF token in the X-CSRF-Token header.
 func (h *Handler) apiResolve(w http.ResponseWriter, r *request) {
-	if !h.sameOriginToken(r.Request, r.Header.Get("X-CSRF-Token"), r.session.CSRF) {
+	if !fromHere(r.Request) || !tokenMatches(r.Header.Get("X-CSRF-Token"), r.session.CSRF) {
 		h.refuse(w, r, http.StatusForbidden, syncproto.CodeForbidden)
 		return
 	}
@@ -457,7 +451,7 @@ func (h *Handler) apiResolve(w http.ResponseWriter, r *request) {
 	var pe *syncproto.Error
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		h.refuse(w, r, http.StatusNotFound, syncproto.CodeBadMessage)
+		h.refuse(w, r, http.StatusNotFound, codeNotFound)
 	case errors.Is(err, store.ErrStale):
 		writeJSON(w, http.StatusConflict, map[string]any{"error": map[string]string{"code": "stale",
 			"message": locales.Text(r.loc, "web.conflicts.stale", nil)}})

@@ -187,26 +187,26 @@ func (h *Handler) session(r *http.Request) (store.WebSession, error) {
 // session's CSRF token and, if the browser says where it comes from, comes
 // from this server.
 func (h *Handler) sameOrigin(r *http.Request, csrf string) bool {
-	if o := r.Header.Get("Origin"); o != "" {
-		u, err := url.Parse(o)
-		if err != nil || u.Host != r.Host {
-			return false
-		}
-	}
 	if csrf == "" {
-		return true // signing in: there is no session yet
+		return fromHere(r) // signing in: there is no session yet
 	}
-	return subtle.ConstantTimeCompare([]byte(r.FormValue("csrf")), []byte(csrf)) == 1
+	return fromHere(r) && tokenMatches(r.FormValue("csrf"), csrf)
 }
 
-// sameOriginToken is sameOrigin for API calls, whose token comes in a header.
-func (h *Handler) sameOriginToken(r *http.Request, got, csrf string) bool {
-	if o := r.Header.Get("Origin"); o != "" {
-		u, err := url.Parse(o)
-		if err != nil || u.Host != r.Host {
-			return false
-		}
+// fromHere reports whether a request that says where it comes from (the
+// Origin header browsers send) comes from this server.
+func fromHere(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
 	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
+}
+
+// tokenMatches compares a CSRF token sent with the session's, in constant
+// time; an empty one never matches.
+func tokenMatches(got, csrf string) bool {
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(csrf)) == 1
 }
 
