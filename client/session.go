@@ -23,9 +23,14 @@ import (
 const Version = "ponte-go/0.1"
 
 const (
-	pushBatch     = 1000
-	maxInflight   = 4
-	pullPages     = 4                // pages asked for per pull
+	pushBatch   = 1000
+	maxInflight = 8
+	pullPages   = 4 // pages asked for per pull
+	// maxPagesPerTx bounds how many pages already received are applied in
+	// one transaction. On a fast link pages queue up while one is applied,
+	// and a commit per page then costs more than applying the page: the
+	// random keys of record ids dirty most index pages at every commit.
+	maxPagesPerTx = 8
 	readTimeout   = 90 * time.Second // the server pings well within this
 	writeTimeout  = 10 * time.Second
 	helloTimeout  = 15 * time.Second
@@ -143,7 +148,7 @@ func (c *Client) session(ctx context.Context, live bool) error {
 		}
 	}()
 
-	s := &round{c: c, ws: ws, live: live, batch: min(pushBatch, max(welcome.MaxBatch, 1))}
+	s := &round{c: c, ws: ws, live: live, batch: min(pushBatch, max(welcome.MaxBatch, 1)), msgs: msgs}
 	c.setState(StateSyncing)
 	if err := s.push(ctx); err != nil {
 		return err
@@ -156,6 +161,13 @@ func (c *Client) session(ctx context.Context, live bool) error {
 	ping := time.NewTicker(pingInterval)
 	defer ping.Stop()
 	for {
+		if m := s.held; m != nil {
+			s.held = nil
+			if err := s.handle(ctx, m); err != nil {
+				return err
+			}
+			continue
+		}
 		if !live && len(s.inflight) == 0 && !s.pulling && s.caughtUp {
 			_ = ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeDeadline))
@@ -173,8 +185,10 @@ func (c *Client) session(ctx context.Context, live bool) error {
 			for {
 				select {
 				case m := <-msgs:
-					if herr := s.handle(ctx, m); herr != nil {
-						return herr
+					for ; m != nil; m, s.held = s.held, nil {
+						if herr := s.handle(ctx, m); herr != nil {
+							return herr
+						}
 					}
 				default:
 					return err
@@ -426,6 +440,8 @@ type round struct {
 	pullRe    uint64
 	pagesLeft int // pages still to come for the pull in flight
 	caughtUp  bool
+	msgs      <-chan *syncproto.Message // messages read, in order
+	held      *syncproto.Message        // read from msgs ahead of its turn
 }
 
 func (s *round) next() uint64 { s.re++; return s.re }
@@ -519,19 +535,28 @@ func (s *round) handle(ctx context.Context, m *syncproto.Message) error {
 			return s.pull(ctx, nil)
 		}
 	case syncproto.TypePage:
-		if !s.pulling || m.Re != s.pullRe {
-			return syncproto.Errorf(syncproto.CodeBadMessage, "unexpected page re=%d", m.Re)
+		if err := s.received(ctx, m); err != nil {
+			return err
 		}
-		s.pagesLeft--
-		switch {
-		case !m.Page.More:
-			s.pulling = false
-		case s.pagesLeft == 0: // ask for the next pages while this one is applied
-			if err := s.pull(ctx, m.Page.Cursors); err != nil {
-				return err
+		pages := []*syncproto.Page{m.Page}
+	gather: // the pages that have arrived meanwhile go in the same transaction
+		for m.Page.More && len(pages) < maxPagesPerTx {
+			select {
+			case n := <-s.msgs:
+				if n.Type != syncproto.TypePage {
+					s.held = n
+					break gather
+				}
+				if err := s.received(ctx, n); err != nil {
+					return err
+				}
+				m = n
+				pages = append(pages, n.Page)
+			default:
+				break gather
 			}
 		}
-		if err := s.apply(ctx, m.Page, !m.Page.More); err != nil {
+		if err := s.apply(ctx, joinPages(pages), !m.Page.More); err != nil {
 			return err
 		}
 		if !m.Page.More {
@@ -551,6 +576,43 @@ func (s *round) handle(ctx context.Context, m *syncproto.Message) error {
 		return syncproto.Errorf(syncproto.CodeBadMessage, "a server may not send %q", m.Type)
 	}
 	return nil
+}
+
+// received accounts for a page of the pull in flight, and asks for the
+// next pages when this is the last one asked for.
+func (s *round) received(ctx context.Context, m *syncproto.Message) error {
+	if !s.pulling || m.Re != s.pullRe {
+		return syncproto.Errorf(syncproto.CodeBadMessage, "unexpected page re=%d", m.Re)
+	}
+	s.pagesLeft--
+	switch {
+	case !m.Page.More:
+		s.pulling = false
+	case s.pagesLeft == 0: // ask for the next pages while this one is applied
+		return s.pull(ctx, m.Page.Cursors)
+	}
+	return nil
+}
+
+// joinPages returns consecutive pages as one: their changes in order, and
+// for each scope the furthest cursor.
+func joinPages(pages []*syncproto.Page) *syncproto.Page {
+	if len(pages) == 1 {
+		return pages[0]
+	}
+	n := 0
+	for _, p := range pages {
+		n += len(p.Changes)
+	}
+	out := &syncproto.Page{Changes: make([]syncproto.Change, 0, n), Cursors: map[string]int64{}}
+	for _, p := range pages {
+		out.Changes = append(out.Changes, p.Changes...)
+		for k, seq := range p.Cursors {
+			out.Cursors[k] = max(out.Cursors[k], seq)
+		}
+		out.More = p.More
+	}
+	return out
 }
 
 // apply applies a page in one transaction with its cursors; current marks

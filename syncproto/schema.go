@@ -36,9 +36,13 @@ func (f FieldError) MessageID() string { return "validation." + f.Rule }
 // cur with the put's written over them, whichever stamps win. This is what
 // a Schema checks, at the client and at the server, so both judge a write
 // by what its writer saw and wrote. A delete has no intent: it returns nil.
+// The map may be m.Data itself: it is not to be modified.
 func Intent(cur Record, m *Mutation) map[string]json.RawMessage {
 	if m.Op != OpPut {
 		return nil
+	}
+	if len(cur.Data) == 0 {
+		return m.Data
 	}
 	out := make(map[string]json.RawMessage, len(cur.Data)+len(m.Data))
 	maps.Copy(out, cur.Data)

@@ -190,13 +190,20 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 
 	physical := s.now()
 	now := physical.UnixMilli()
+	invalid := make([]error, len(muts))
+	for i := range muts {
+		invalid[i] = muts[i].Validate()
+	}
+	judge := s.judgeAhead(muts, invalid, recs, applied, physical)
+	defer judge.close()
 	results := make([]syncproto.MutationResult, len(muts))
-	changed := make(map[recordKey]int) // record → index in changes
-	var changes []Committed
+	changed := make(map[recordKey]int, len(muts)) // record → index in changes
+	changes := make([]Committed, 0, len(muts))
 	for i := range muts {
 		m := &muts[i]
 		res := &results[i]
 		res.ID = m.ID
+		verdict, judged := judge.get(i) // read for every i, to keep in step
 		if prev, ok := applied[m.ID]; ok {
 			res.Status, res.Seq = syncproto.StatusDuplicate, prev.seq
 			if prev.stamp != m.Stamp {
@@ -208,7 +215,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			}
 			continue
 		}
-		if err := m.Validate(); err != nil {
+		if err := invalid[i]; err != nil {
 			res.Status, res.Code, res.Message = syncproto.StatusRejected, syncproto.ErrorCode(err), err.Error()
 			continue
 		}
@@ -219,11 +226,14 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		}
 		key := recordKey{m.Collection, m.Record}
 		cur := recs[key]
+		if !judged && m.Op == syncproto.OpPut {
+			verdict = s.judge(m, cur.rec, physical)
+		}
 		// A record is changed by those who may change it as it stands; a
 		// new one by those who may change it as it would be.
 		writeKeys := keys[cur.rid]
 		if cur.rid == 0 {
-			writeKeys = scope.Keys(m.Collection, m.Record, syncproto.Intent(cur.rec, m))
+			writeKeys = verdict.keys
 		}
 		allowed := scope.CanWrite(actor.Scopes, writeKeys)
 		if allowed && m.Collection == records.Attendance && m.Op == syncproto.OpPut && !slices.Contains(actor.Scopes, scope.All) {
@@ -245,15 +255,13 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			res.Message = fmt.Sprintf("%s/%s is outside the scopes of %s", m.Collection, m.Record, actor.User)
 			continue
 		}
-		if s.schema != nil && m.Op == syncproto.OpPut {
-			if err := s.schema.Check(m.Collection, m.Record, syncproto.Intent(cur.rec, m), physical); err != nil {
-				res.Status, res.Code, res.Message = syncproto.StatusRejected, syncproto.ErrorCode(err), err.Error()
-				var e *syncproto.Error
-				if errors.As(err, &e) {
-					res.Fields = e.Fields
-				}
-				continue
+		if err := verdict.err; err != nil {
+			res.Status, res.Code, res.Message = syncproto.StatusRejected, syncproto.ErrorCode(err), err.Error()
+			var e *syncproto.Error
+			if errors.As(err, &e) {
+				res.Fields = e.Fields
 			}
+			continue
 		}
 		if stamp, replaced := s.clock.Admit(m.Stamp); replaced {
 			m.Stamp, res.Stamp = stamp, stamp
@@ -408,7 +416,7 @@ func appliedBefore(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutati
 		return nil, fmt.Errorf("look up applied mutations: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[string]appliedAt)
+	out := make(map[string]appliedAt, len(muts))
 	for rows.Next() {
 		var id, stamp string
 		var a appliedAt

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ponte-project/ponte/records"
 	"github.com/ponte-project/ponte/server/scope"
 	"github.com/ponte-project/ponte/server/store"
 	"github.com/ponte-project/ponte/syncproto"
@@ -241,5 +243,46 @@ func TestStore_ClockSurvivesRestart(t *testing.T) {
 	st = mustOpen(t, path, store.Options{})
 	if now := st.Clock().Now(); now.Wall < ahead {
 		t.Fatalf("after a restart the server stamps %v, before the stored %d", now, ahead)
+	}
+}
+
+// TestStore_SchemaJudgesEachWriteOnTheStateBeforeIt checks that a put is
+// judged on the record as the writes before it in the same batch left it:
+// the first write to a record is judged ahead of the loop, a later one in
+// the loop.
+func TestStore_SchemaJudgesEachWriteOnTheStateBeforeIt(t *testing.T) {
+	st := mustOpen(t, filepath.Join(t.TempDir(), "s.db"), store.Options{Schema: records.Schema})
+	now := time.Now().UnixMilli()
+	site, id, other := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	valid := `{"site_id":"` + site + `","given_name":"Amina","family_name":"Haddad","consent_given":true,
+		"consent_date":"2026-01-10","consent_language":"ar","nationality":"SY"}`
+	res := mustApply(t, st,
+		put(id, valid, now),
+		put(id, `{"consent_given":false}`, now+1),    // the nationality then lacks consent
+		put(other, `{"consent_given":false}`, now+2), // a new record without its required fields
+		put(id, `{"given_name":"Amīna"}`, now+3),     // still valid: the refused write left nothing
+	)
+	fields := func(r syncproto.MutationResult) []string {
+		var out []string
+		for _, f := range r.Fields {
+			out = append(out, f.Field+" "+f.Rule)
+		}
+		return out
+	}
+	if res[0].Status != syncproto.StatusApplied || res[3].Status != syncproto.StatusApplied {
+		t.Fatalf("valid writes: %+v, %+v", res[0], res[3])
+	}
+	if got := fields(res[1]); res[1].Status != syncproto.StatusRejected || !slices.Equal(got, []string{"nationality consent_required"}) {
+		t.Errorf("withdrawing consent under a nationality: %s %v, want rejected [nationality consent_required]", res[1].Status, got)
+	}
+	if got := fields(res[2]); res[2].Status != syncproto.StatusRejected || !slices.Contains(got, "site_id required") {
+		t.Errorf("a new record without site: %s %v, want rejected with site_id required", res[2].Status, got)
+	}
+	rec, _, err := st.Get(context.Background(), "persons", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rec.Data["consent_given"]) != "true" || string(rec.Data["given_name"]) != `"Amīna"` {
+		t.Errorf("record after the batch: %s", rec.Data)
 	}
 }
