@@ -16,8 +16,8 @@ type judged struct {
 }
 
 // ahead judges the puts of a batch on another goroutine while apply works
-// through the mutations before them: the schema check is a third of the
-// cost of a write, and needs no database. Only a put that is the batch's
+// through the mutations before them: the schema check was a fifth of the
+// serial loop's time, and needs no database. Only a put that is the batch's
 // first write to its record is judged ahead, because only its intent is
 // known before the loop: that of a later write depends on the earlier
 // ones. Verdicts come in batch order on a channel the apply loop reads in
