@@ -247,7 +247,7 @@ func (c *Client) inTx(ctx context.Context, mode sqlitedb.Synchronous, fn func(*s
 	if err != nil {
 		return err
 	}
-	tx := sqlitedb.NewTx(sqlTx)
+	tx := c.db.NewTx(sqlTx)
 	defer tx.Close()
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {

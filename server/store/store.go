@@ -168,7 +168,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 	if err != nil {
 		return nil, nil, err
 	}
-	tx := sqlitedb.NewTx(sqlTx)
+	tx := s.db.NewTx(sqlTx)
 	defer tx.Close()
 	defer tx.Rollback()
 	applied, err := appliedBefore(ctx, tx, muts)
