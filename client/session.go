@@ -24,7 +24,7 @@ const Version = "ponte-go/0.1"
 
 const (
 	pushBatch   = 1000
-	maxInflight = 8
+	maxInflight = 16
 	pullPages   = 4 // pages asked for per pull
 	// maxPagesPerTx bounds how many pages already received are applied in
 	// one transaction. On a fast link pages queue up while one is applied,

@@ -343,9 +343,29 @@ func after(start, end string) bool {
 	return err1 == nil && err2 == nil && !e.After(s)
 }
 
+// validDate reports whether s is a calendar date as YYYY-MM-DD, as
+// time.Parse(time.DateOnly) would, without its cost on every intake form.
 func validDate(s string) bool {
-	_, err := time.Parse(time.DateOnly, s)
-	return err == nil
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return false
+	}
+	digits := func(part string) (int, bool) {
+		n := 0
+		for _, c := range []byte(part) {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	y, ok1 := digits(s[:4])
+	m, ok2 := digits(s[5:7])
+	d, ok3 := digits(s[8:])
+	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 {
+		return false
+	}
+	return d <= time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 func unknownCollection(name string) error {
@@ -376,6 +396,9 @@ func newValidator() *validator.Validate {
 		}
 	}
 	must("date", func(fl validator.FieldLevel) bool { return validDate(fl.Field().String()) })
+	// validator's own uuid matches a regular expression: a tenth of the
+	// time a form took to check. Same rule, as google/uuid writes them.
+	must("uuid", func(fl validator.FieldLevel) bool { return isUUID(fl.Field().String()) })
 	must("time", func(fl validator.FieldLevel) bool {
 		_, err := time.Parse(time.RFC3339, fl.Field().String())
 		return err == nil

@@ -166,7 +166,7 @@ func (s *session) readPump(reqs chan<- *syncproto.Message) {
 }
 
 // maxGroup bounds the mutations of consecutive pushes applied together.
-const maxGroup = 4 * syncproto.MaxBatch
+const maxGroup = 8 * syncproto.MaxBatch
 
 // handlePushes applies push m together with the pushes queued right behind
 // it, in one transaction: one sync to disk for all of them. Each push still

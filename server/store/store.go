@@ -269,11 +269,17 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		next, isChanged, conflicts := syncproto.Apply(cur.rec, *m)
 		seq := cur.seq
 		mdata := m.EncodedData() // the mutation's data as logged; nil for a delete
+		var logged any           // mdata as SQLite binds it: text, or NULL
+		if mdata != nil {
+			logged = string(mdata)
+		}
 		if isChanged {
 			ch := syncproto.Change{Collection: m.Collection, ID: m.Record, Seq: s.seq + 1,
 				Data: mdata, Stamps: syncproto.EncodeStamps(next.Stamps), Deleted: next.Deleted}
+			stored := logged // the record's data as stored: often the put's own
 			if !sameFields(next, m) {
 				ch.Data = syncproto.EncodeData(next.Data)
+				stored = string(ch.Data)
 			}
 			if len(ch.Data) > syncproto.MaxRecordBytes {
 				res.Stamp = syncproto.Stamp{}
@@ -289,7 +295,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			if _, err := tx.Exec(ctx, `INSERT INTO records (seq, rid, collection, id, data, stamps, deleted)
 				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq,
 				data = excluded.data, stamps = excluded.stamps, deleted = excluded.deleted`, seq, cur.rid,
-				m.Collection, m.Record, string(ch.Data), string(ch.Stamps), ch.Deleted.String()); err != nil {
+				m.Collection, m.Record, stored, string(ch.Stamps), ch.Deleted.String()); err != nil {
 				return nil, nil, fmt.Errorf("mutation %s: store record: %w", m.ID, err)
 			}
 			recs[key] = current{rec: next, seq: seq, rid: cur.rid}
@@ -321,15 +327,11 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 				changes = append(changes, derived...)
 			}
 		}
-		var data any
-		if mdata != nil {
-			data = string(mdata)
-		}
 		if cur.rid == 0 { // Apply always changes a record not stored yet
 			return nil, nil, fmt.Errorf("mutation %s: %s/%s left no record", m.ID, m.Collection, m.Record)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO mutations (id, seq, record, op, data, stamp, user_name, device_id, received_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, m.ID, seq, cur.rid, string(m.Op), data,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, m.ID, seq, cur.rid, string(m.Op), logged,
 			m.Stamp.String(), actor.User, actor.Device, now); err != nil {
 			return nil, nil, fmt.Errorf("mutation %s: log: %w", m.ID, err)
 		}
