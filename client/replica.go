@@ -273,12 +273,14 @@ func (c *Client) applyPage(ctx context.Context, tx *sqlitedb.Tx, page *syncproto
 		}
 		// One statement applies the change unless the replica already holds
 		// this seq or a later one (pages and pushed changes may overlap).
+		// Data and stamps are bound as bytes and cast to text by SQLite:
+		// converting them to Go strings would copy every record once more.
 		deleted := !hasFields(ch.Data)
 		res, err := tx.Exec(ctx, `INSERT INTO replica_records (collection, id, data, deleted, seq, server_data, stamps, tombstone, scopes)
-			VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
+			VALUES (?, ?, CAST(? AS TEXT), ?, ?, NULL, CAST(? AS TEXT), ?, ?) ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
 			deleted = excluded.deleted, seq = excluded.seq, server_data = NULL, stamps = excluded.stamps,
 			tombstone = excluded.tombstone, scopes = excluded.scopes WHERE excluded.seq > replica_records.seq`, ch.Collection, ch.ID,
-			string(ch.Data), deleted, ch.Seq, string(ch.Stamps), ch.Deleted.String(), scopesOf(ch))
+			[]byte(ch.Data), deleted, ch.Seq, []byte(ch.Stamps), ch.Deleted.String(), scopesOf(ch))
 		if err != nil {
 			return nil, fmt.Errorf("apply %s/%s: %w", ch.Collection, ch.ID, err)
 		}

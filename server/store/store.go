@@ -268,18 +268,14 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		}
 		next, isChanged, conflicts := syncproto.Apply(cur.rec, *m)
 		seq := cur.seq
+		// Data is bound as bytes and cast to text by SQLite (SQL's JSON
+		// functions read a blob as binary JSON): a Go string would copy it.
 		mdata := m.EncodedData() // the mutation's data as logged; nil for a delete
-		var logged any           // mdata as SQLite binds it: text, or NULL
-		if mdata != nil {
-			logged = string(mdata)
-		}
 		if isChanged {
 			ch := syncproto.Change{Collection: m.Collection, ID: m.Record, Seq: s.seq + 1,
 				Data: mdata, Stamps: syncproto.EncodeStamps(next.Stamps), Deleted: next.Deleted}
-			stored := logged // the record's data as stored: often the put's own
 			if !sameFields(next, m) {
 				ch.Data = syncproto.EncodeData(next.Data)
-				stored = string(ch.Data)
 			}
 			if len(ch.Data) > syncproto.MaxRecordBytes {
 				res.Stamp = syncproto.Stamp{}
@@ -293,9 +289,9 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 				cur.rid = seq // a new record is numbered by its first change
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO records (seq, rid, collection, id, data, stamps, deleted)
-				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq,
+				VALUES (?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?) ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq,
 				data = excluded.data, stamps = excluded.stamps, deleted = excluded.deleted`, seq, cur.rid,
-				m.Collection, m.Record, stored, string(ch.Stamps), ch.Deleted.String()); err != nil {
+				m.Collection, m.Record, []byte(ch.Data), []byte(ch.Stamps), ch.Deleted.String()); err != nil {
 				return nil, nil, fmt.Errorf("mutation %s: store record: %w", m.ID, err)
 			}
 			recs[key] = current{rec: next, seq: seq, rid: cur.rid}
@@ -331,7 +327,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			return nil, nil, fmt.Errorf("mutation %s: %s/%s left no record", m.ID, m.Collection, m.Record)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO mutations (id, seq, record, op, data, stamp, user_name, device_id, received_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, m.ID, seq, cur.rid, string(m.Op), logged,
+			VALUES (?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?, ?)`, m.ID, seq, cur.rid, string(m.Op), []byte(mdata),
 			m.Stamp.String(), actor.User, actor.Device, now); err != nil {
 			return nil, nil, fmt.Errorf("mutation %s: log: %w", m.ID, err)
 		}
