@@ -203,7 +203,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		m := &muts[i]
 		res := &results[i]
 		res.ID = m.ID
-		verdict, judged := judge.get(i) // read for every i, to keep in step
+		verdict, early := judge.get(i) // read for every i, to keep in step
 		if prev, ok := applied[m.ID]; ok {
 			res.Status, res.Seq = syncproto.StatusDuplicate, prev.seq
 			if prev.stamp != m.Stamp {
@@ -226,7 +226,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		}
 		key := recordKey{m.Collection, m.Record}
 		cur := recs[key]
-		if !judged && m.Op == syncproto.OpPut {
+		if !early && m.Op == syncproto.OpPut {
 			verdict = s.judge(m, cur.rec, physical)
 		}
 		// A record is changed by those who may change it as it stands; a
