@@ -86,10 +86,12 @@ func (c *Client) wipe(ctx context.Context) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	for _, q := range []string{"VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"} {
-		if _, err := c.db.Writer.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("wipe: %s: %w", q, err)
-		}
+	if _, err := c.db.Writer.ExecContext(ctx, "VACUUM"); err != nil {
+		return fmt.Errorf("wipe: vacuum: %w", err)
+	}
+	// The old pages may still be in the WAL: copy it and empty it.
+	if err := c.db.Checkpoint(ctx, "TRUNCATE"); err != nil {
+		return fmt.Errorf("wipe: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ package sqlitedb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -57,7 +58,14 @@ type DB struct {
 	stop     chan struct{} // closed by Close
 	stopOnce sync.Once
 	done     chan struct{} // closed when the checkpointer has stopped
+	// checkpointing is held during a checkpoint: SQLite runs one at a
+	// time and answers "busy" to another rather than waiting.
+	checkpointing sync.Mutex
 }
+
+// ErrCheckpointBusy means a checkpoint could not copy the whole WAL: a
+// reader still needed part of it.
+var ErrCheckpointBusy = errors.New("checkpoint blocked by a reader")
 
 // Checkpoints copy the WAL into the database file. SQLite runs them in the
 // commit that crosses wal_autocheckpoint, so that commit — and every writer
@@ -151,11 +159,31 @@ func (db *DB) checkpoints(conn *sql.DB) {
 			return
 		case <-time.After(checkpointDelay):
 		}
+		db.checkpointing.Lock()
 		var busy, frames, copied int
-		if err := conn.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
+		err := conn.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+		db.checkpointing.Unlock()
+		if err != nil {
 			slog.Warn("checkpoint failed; the writer's autocheckpoint will do it", "db", db.Path, "err", err)
 		}
 	}
+}
+
+// Checkpoint runs a checkpoint of mode (PASSIVE, FULL, RESTART or
+// TRUNCATE) on the writer's connection, after the checkpointer's if one is
+// running. It returns ErrCheckpointBusy if the WAL could not be copied
+// whole.
+func (db *DB) Checkpoint(ctx context.Context, mode string) error {
+	db.checkpointing.Lock()
+	defer db.checkpointing.Unlock()
+	var busy, frames, copied int
+	if err := db.Writer.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &frames, &copied); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", db.Path, err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("checkpoint %s of %s: %w", mode, db.Path, ErrCheckpointBusy)
+	}
+	return nil
 }
 
 // NewTx wraps a transaction of db's writer: its Commit tells the

@@ -8,8 +8,8 @@ import (
 	"github.com/ponte-project/ponte/syncproto"
 )
 
-// judged is what a put's intent says before it is applied: the scopes a
-// new record would be in, and the schema's verdict.
+// judged is what a write's intent says before it is applied: the scopes a
+// new record would be in, and the schema's verdict on a put.
 type judged struct {
 	keys []string // scope.Keys of the intent
 	err  error    // the schema's verdict; nil if it passes or no schema
@@ -81,11 +81,12 @@ func (a *ahead) get(i int) (judged, bool) {
 // close tells the judge its remaining verdicts are not needed.
 func (a *ahead) close() { a.stop.Store(true) }
 
-// judge judges a put on the record cur.
+// judge judges a write on the record cur. A delete has no intent: its
+// keys are those its record's id alone gives (a course's own scope).
 func (s *Store) judge(m *syncproto.Mutation, cur syncproto.Record, physical time.Time) judged {
 	intent := syncproto.Intent(cur, m)
 	j := judged{keys: scope.Keys(m.Collection, m.Record, intent)}
-	if s.schema != nil {
+	if s.schema != nil && m.Op == syncproto.OpPut {
 		j.err = s.schema.Check(m.Collection, m.Record, intent, physical)
 	}
 	return j

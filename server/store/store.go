@@ -226,7 +226,7 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		}
 		key := recordKey{m.Collection, m.Record}
 		cur := recs[key]
-		if !early && m.Op == syncproto.OpPut {
+		if !early {
 			verdict = s.judge(m, cur.rec, physical)
 		}
 		// A record is changed by those who may change it as it stands; a

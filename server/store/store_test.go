@@ -286,3 +286,21 @@ func TestStore_SchemaJudgesEachWriteOnTheStateBeforeIt(t *testing.T) {
 		t.Errorf("record after the batch: %s", rec.Data)
 	}
 }
+
+// TestStore_DeleteOfUnstoredCourseByItsTeacher checks that a delete of a
+// record the server has not stored yet is judged by the scopes its id gives:
+// a course's teacher may delete it.
+func TestStore_DeleteOfUnstoredCourseByItsTeacher(t *testing.T) {
+	st := mustOpen(t, filepath.Join(t.TempDir(), "s.db"), store.Options{Schema: records.Schema})
+	id := uuid.NewString()
+	teacher := store.Actor{User: "t", Device: "d", Node: node, Scopes: []string{scope.Course(id)}}
+	m := syncproto.Mutation{ID: uuid.NewString(), Collection: records.Courses, Record: id, Op: syncproto.OpDelete,
+		Stamp: syncproto.Stamp{Wall: time.Now().UnixMilli(), Node: node}}
+	res, err := st.Apply(context.Background(), teacher, []syncproto.Mutation{m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Status != syncproto.StatusApplied {
+		t.Errorf("delete of course %s by a holder of its scope: %s %s", id, res[0].Status, res[0].Message)
+	}
+}
