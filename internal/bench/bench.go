@@ -60,6 +60,12 @@ type Result struct {
 	FanoutP99Ms            float64 `json:"fanout_p99_ms"`
 	FanoutMaxMs            float64 `json:"fanout_max_ms"`
 	ServerPeakRSSMB        float64 `json:"server_peak_rss_mb"`
+	// CPU time per record, from /proc: steadier than the rates on a
+	// machine whose speed drifts, and it says which side to work on.
+	PushServerCPUUs        float64 `json:"push_server_cpu_us_per_mutation"`
+	PushClientCPUUs        float64 `json:"push_client_cpu_us_per_mutation"`
+	InitialSyncServerCPUUs float64 `json:"initial_sync_server_cpu_us_per_record"`
+	InitialSyncClientCPUUs float64 `json:"initial_sync_client_cpu_us_per_record"`
 	CPUs                   int     `json:"cpus"`
 	GoVersion              string  `json:"go_version"`
 }
@@ -94,10 +100,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := fanout(ctx, &cfg, res, srv.url, dir, tokens[2:]); err != nil {
 		return nil, fmt.Errorf("bench fan-out: %w", err)
 	}
-	if err := push(ctx, &cfg, res, srv.url, dir, tokens[0]); err != nil {
+	cpu := cpuMeter{server: srv.cmd.Process.Pid}
+	if err := push(ctx, &cfg, res, srv.url, dir, tokens[0], &cpu); err != nil {
 		return nil, fmt.Errorf("bench push: %w", err)
 	}
-	if err := initialSync(ctx, &cfg, res, srv.url, dir, tokens[1]); err != nil {
+	if err := initialSync(ctx, &cfg, res, srv.url, dir, tokens[1], &cpu); err != nil {
 		return nil, fmt.Errorf("bench initial sync: %w", err)
 	}
 	if res.ServerPeakRSSMB, err = peakRSS(srv.cmd.Process.Pid); err != nil {
@@ -196,6 +203,64 @@ func (p *serverProc) stop() error {
 		}
 	})
 	return p.err
+}
+
+// cpuMeter reads the CPU time the server process and this one (the
+// clients) have used, from /proc/PID/stat.
+type cpuMeter struct {
+	server                 int
+	server0, client0       float64
+	serverUsed, clientUsed float64 // seconds, between start and stop
+}
+
+func (m *cpuMeter) start() error {
+	var err error
+	if m.server0, err = cpuSeconds(m.server); err == nil {
+		m.client0, err = cpuSeconds(os.Getpid())
+	}
+	return err
+}
+
+func (m *cpuMeter) stop() error {
+	s, err := cpuSeconds(m.server)
+	if err != nil {
+		return err
+	}
+	c, err := cpuSeconds(os.Getpid())
+	m.serverUsed, m.clientUsed = s-m.server0, c-m.client0
+	return err
+}
+
+// perRecord returns the server's and the clients' CPU microseconds per
+// record over the last start and stop.
+func (m *cpuMeter) perRecord(n int) (server, client float64) {
+	return round2(m.serverUsed * 1e6 / float64(n)), round2(m.clientUsed * 1e6 / float64(n))
+}
+
+// cpuSeconds returns the user and system CPU time of a process, from the
+// 14th and 15th fields of /proc/PID/stat, in clock ticks of 1/100 s (the
+// USER_HZ of Linux on every architecture Go supports).
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read CPU time: %w", err)
+	}
+	// The command name, in parentheses, may hold spaces: count fields
+	// after its closing parenthesis (the third field, state, is first).
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("read CPU time: unexpected /proc/%d/stat", pid)
+	}
+	var ticks float64
+	for _, v := range f[11:13] {
+		t, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("read CPU time: %w", err)
+		}
+		ticks += t
+	}
+	return ticks / 100, nil
 }
 
 // peakRSS reads the peak resident set size of a process from /proc.
@@ -316,12 +381,15 @@ func fanout(ctx context.Context, cfg *Config, res *Result, url, dir string, toke
 
 // push writes the records into one replica offline, then measures how fast
 // the server accepts them.
-func push(ctx context.Context, cfg *Config, res *Result, url, dir, token string) error {
+func push(ctx context.Context, cfg *Config, res *Result, url, dir, token string, cpu *cpuMeter) error {
 	var pushed atomic.Int64
 	var lastPush atomic.Int64
+	cpuErr := make(chan error, 1)
 	w, err := openReplica(ctx, dir, "writer", url, token, client.Options{OnEvent: func(e client.Event) {
 		if e.Kind == client.EventPushed {
-			pushed.Add(int64(len(e.Records)))
+			if pushed.Add(int64(len(e.Records))) == int64(cfg.Records) {
+				cpuErr <- cpu.stop() // the last result: the pull of the echo is not counted
+			}
 			lastPush.Store(e.At.UnixNano())
 		}
 	}})
@@ -354,12 +422,19 @@ func push(ctx context.Context, cfg *Config, res *Result, url, dir, token string)
 	res.RecordJSONBytes = round2(float64(jsonBytes) / float64(cfg.Records))
 	cfg.progress("pushing %d records", cfg.Records)
 	start := time.Now()
+	if err := cpu.start(); err != nil {
+		return err
+	}
 	if err := w.Sync(ctx); err != nil {
 		return err
 	}
 	if n := pushed.Load(); n != int64(cfg.Records) {
 		return fmt.Errorf("server answered %d of %d writes", n, cfg.Records)
 	}
+	if err := <-cpuErr; err != nil {
+		return err
+	}
+	res.PushServerCPUUs, res.PushClientCPUUs = cpu.perRecord(cfg.Records)
 	if rej, err := w.Rejected(ctx); err != nil || len(rej) > 0 {
 		if err == nil {
 			err = fmt.Errorf("server refused %d of %d writes, the first: %s", len(rej), cfg.Records, rej[0].Message)
@@ -390,7 +465,7 @@ func (c countingConn) Write(p []byte) (int, error) {
 }
 
 // initialSync measures a fresh replica pulling everything.
-func initialSync(ctx context.Context, cfg *Config, res *Result, url, dir, token string) error {
+func initialSync(ctx context.Context, cfg *Config, res *Result, url, dir, token string, cpu *cpuMeter) error {
 	var wire atomic.Int64
 	dialer := &websocket.Dialer{EnableCompression: true, HandshakeTimeout: 15 * time.Second,
 		ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10,
@@ -408,10 +483,17 @@ func initialSync(ctx context.Context, cfg *Config, res *Result, url, dir, token 
 	defer c.Close()
 	cfg.progress("fresh replica pulling everything")
 	start := time.Now()
+	if err := cpu.start(); err != nil {
+		return err
+	}
 	if err := c.Sync(ctx); err != nil {
 		return err
 	}
 	elapsed := time.Since(start).Seconds()
+	if err := cpu.stop(); err != nil {
+		return err
+	}
+	res.InitialSyncServerCPUUs, res.InitialSyncClientCPUUs = cpu.perRecord(cfg.Records)
 	var held int
 	rows, err := c.Query(ctx, `SELECT count(*) FROM records WHERE collection = 'persons'`)
 	if err != nil {
