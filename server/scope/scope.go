@@ -9,6 +9,7 @@
 package scope
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -71,8 +72,17 @@ func Writable(scope string) bool { return !strings.HasPrefix(scope, "register:")
 // they follow from enrolments. Unknown collections are in no scope but All.
 func Keys(collection, id string, data map[string]json.RawMessage) []string {
 	field := func(name string) string {
+		raw, ok := data[name]
+		if !ok {
+			return ""
+		}
+		// An id is a plain JSON string: without a backslash it needs no
+		// decoder (this runs for every write).
+		if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && !bytes.ContainsAny(raw[1:len(raw)-1], `\"`) {
+			return string(raw[1 : len(raw)-1])
+		}
 		var v string
-		if raw, ok := data[name]; ok && json.Unmarshal(raw, &v) == nil && v != "" {
+		if json.Unmarshal(raw, &v) == nil {
 			return v
 		}
 		return ""
