@@ -248,8 +248,11 @@ func cpuSeconds(pid int) (float64, error) {
 	// The command name, in parentheses, may hold spaces: count fields
 	// after its closing parenthesis (the third field, state, is first).
 	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("read CPU time: unexpected /proc/%d/stat", pid)
+	}
 	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 13 {
+	if len(f) < 13 {
 		return 0, fmt.Errorf("read CPU time: unexpected /proc/%d/stat", pid)
 	}
 	var ticks float64
