@@ -285,6 +285,7 @@ func (p *fastParser) mutation() (Mutation, bool) {
 		if m.Data, ok = members(p, p.value); !ok {
 			return m, false
 		}
+		m.jsonKnown = true // value checks each with json.Valid
 	}
 	if !p.lit(`,"stamp":`) {
 		return m, false

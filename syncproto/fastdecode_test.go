@@ -91,6 +91,7 @@ func FuzzDecodePush(f *testing.F) {
 		if err := json.Unmarshal(frame, &slow); err != nil {
 			t.Fatalf("fast parser accepted what encoding/json refuses (%v): %q", err, frame)
 		}
+		checkedJSON(t, fast)
 		if len(fast.Push.Mutations) == 0 && len(slow.Push.Mutations) == 0 {
 			fast.Push.Mutations, slow.Push.Mutations = nil, nil
 		}
@@ -98,6 +99,22 @@ func FuzzDecodePush(f *testing.F) {
 			t.Fatalf("fast parser disagrees with encoding/json on %q:\nfast %+v\nslow %+v", frame, fast.Push, slow.Push)
 		}
 	})
+}
+
+// checkedJSON fails unless every value of a mutation the fast parser marks
+// as checked is JSON, then clears the marks for comparison with
+// encoding/json's result.
+func checkedJSON(t *testing.T, m *Message) {
+	t.Helper()
+	for i := range m.Push.Mutations {
+		mut := &m.Push.Mutations[i]
+		for f, v := range mut.Data {
+			if mut.jsonKnown && !json.Valid(v) {
+				t.Fatalf("mutation %s: field %s marked as checked is not JSON: %q", mut.ID, f, v)
+			}
+		}
+		mut.jsonKnown = false
+	}
 }
 
 func TestDecodePush_ParsesTheClientsFrames(t *testing.T) {
@@ -110,6 +127,7 @@ func TestDecodePush_ParsesTheClientsFrames(t *testing.T) {
 	if !ok {
 		t.Fatalf("fast parser refused %s", b)
 	}
+	checkedJSON(t, got)
 	if !reflect.DeepEqual(got, m) {
 		t.Fatalf("got %+v, want %+v", got.Push, m.Push)
 	}

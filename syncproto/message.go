@@ -121,6 +121,7 @@ type Mutation struct {
 
 	malformed error  // set when a pushed mutation's fields could not be decoded
 	encoded   []byte // Data as EncodeData writes it, once Validate has passed
+	jsonKnown bool   // Data's values were checked to be JSON when decoded
 }
 
 // EncodedData returns the mutation's data as EncodeData writes it,
@@ -501,7 +502,7 @@ func (m *Mutation) Validate() error {
 			if !ValidName(f) {
 				return Errorf(CodeBadMessage, "mutation %s: field %.70q is not a valid name", m.ID, f)
 			}
-			canon, err := canonicalJSON(v)
+			canon, err := canonicalJSON(v, m.jsonKnown)
 			if err != nil {
 				return Errorf(CodeBadMessage, "mutation %s: field %s is not JSON", m.ID, f)
 			}
@@ -653,7 +654,9 @@ func appendPlainString(b []byte, s string) ([]byte, bool) {
 // canonicalJSON returns v compact, with <, > and & escaped as encoding/json
 // writes them, so one value has one byte form wherever it is stored. Values
 // already in that form, as encoding/json makes them, are returned as they are.
-func canonicalJSON(v []byte) ([]byte, error) {
+// known says v was already checked to be valid JSON, as the fast push
+// parser checks every value it reads.
+func canonicalJSON(v []byte, known bool) ([]byte, error) {
 	plain := true
 	for _, c := range v {
 		switch c {
@@ -668,7 +671,7 @@ func canonicalJSON(v []byte) ([]byte, error) {
 		v = norm.NFC.Bytes(v)
 	}
 	if plain {
-		if len(v) == 0 || !json.Valid(v) {
+		if len(v) == 0 || (!known && !json.Valid(v)) {
 			return nil, Errorf(CodeBadMessage, "not JSON")
 		}
 		return v, nil

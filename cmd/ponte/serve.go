@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/nicksnyder/go-i18n/v2/i18n"
@@ -17,6 +19,12 @@ import (
 	"github.com/ponte-project/ponte/records"
 	"github.com/ponte-project/ponte/server"
 )
+
+// serverGCPercent is the server's GOGC unless the environment sets one.
+// Applying writes and serving pages allocate for every record; collecting
+// at 200% heap growth instead of Go's 100% takes ~6% off the server's CPU
+// per pushed write for ~60 MB more peak memory (README, Benchmark).
+const serverGCPercent = 200
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -35,6 +43,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer stopProfile()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(serverGCPercent)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	svc, err := server.Start(ctx, server.Config{Addr: *addr, DBPath: *db, Logger: log, Schema: records.Schema,
 		TLSCert: *tlsCert, TLSKey: *tlsKey})
