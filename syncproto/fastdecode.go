@@ -166,56 +166,129 @@ func (p *fastParser) object() (json.RawMessage, bool) {
 	return p.value()
 }
 
-// value reads one JSON value of any kind and checks it is valid.
+// value reads one JSON value of any kind, checking it in the same pass.
+// It takes compact JSON only: whitespace outside strings refuses the frame,
+// which encoding/json then parses.
 func (p *fastParser) value() (json.RawMessage, bool) {
-	start, depth, inString := p.i, 0, false
-	for ; p.i < len(p.b); p.i++ {
-		c := p.b[p.i]
-		if inString {
-			switch c {
-			case '\\':
+	start := p.i
+	if !p.skip(0) {
+		return nil, false
+	}
+	return p.b[start:p.i], true
+}
+
+// maxDepth is encoding/json's nesting limit: deeper values are not valid.
+const maxDepth = 10000
+
+// skip reads a compact JSON value at nesting depth, reporting whether it
+// is valid as json.Valid judges (FuzzValue compares them).
+func (p *fastParser) skip(depth int) bool {
+	if p.i >= len(p.b) {
+		return false
+	}
+	switch c := p.b[p.i]; {
+	case c == '"':
+		return p.skipString()
+	case c == '{' || c == '[':
+		if depth++; depth > maxDepth {
+			return false
+		}
+		closing := byte('}')
+		if c == '[' {
+			closing = ']'
+		}
+		p.i++
+		for n := 0; ; n++ {
+			if p.i < len(p.b) && p.b[p.i] == closing {
 				p.i++
-			case '"':
-				inString = false
-				if depth == 0 {
-					p.i++
-					return p.valid(start)
+				return true
+			}
+			if n > 0 && !p.lit(",") {
+				return false
+			}
+			if closing == '}' && (p.i >= len(p.b) || p.b[p.i] != '"' || !p.skipString() || !p.lit(":")) {
+				return false
+			}
+			if !p.skip(depth) {
+				return false
+			}
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.skipNumber()
+	default:
+		return p.lit("true") || p.lit("false") || p.lit("null")
+	}
+}
+
+// skipString reads a string: no control bytes, only JSON's escapes.
+func (p *fastParser) skipString() bool {
+	for p.i++; p.i < len(p.b); p.i++ {
+		switch c := p.b[p.i]; {
+		case c == '"':
+			p.i++
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			p.i++
+			if p.i >= len(p.b) {
+				return false
+			}
+			switch p.b[p.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if p.i+4 >= len(p.b) {
+					return false
 				}
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth == 0 { // the end of the enclosing object: a scalar ends here
-				return p.valid(start)
-			}
-			depth--
-			if depth == 0 {
-				p.i++
-				return p.valid(start)
-			}
-		case ',':
-			if depth == 0 {
-				return p.valid(start)
+				for _, h := range p.b[p.i+1 : p.i+5] {
+					if !isHex(h) {
+						return false
+					}
+				}
+				p.i += 4
+			default:
+				return false
 			}
 		}
 	}
-	return nil, false
+	return false
 }
 
-func (p *fastParser) valid(start int) (json.RawMessage, bool) {
-	raw := p.b[start:p.i]
-	if len(raw) == 0 || isSpace(raw[0]) || isSpace(raw[len(raw)-1]) {
-		return nil, false // encoding/json would trim it: leave such frames to it
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+// skipNumber reads a number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *fastParser) skipNumber() bool {
+	p.lit("-")
+	switch {
+	case p.lit("0"):
+	case p.i < len(p.b) && p.b[p.i] >= '1' && p.b[p.i] <= '9':
+		p.digits()
+	default:
+		return false
 	}
-	return raw, json.Valid(raw)
+	if p.lit(".") && !p.digits() {
+		return false
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if !p.lit("+") {
+			p.lit("-")
+		}
+		if !p.digits() {
+			return false
+		}
+	}
+	return true
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// digits reads one or more decimal digits.
+func (p *fastParser) digits() bool {
+	start := p.i
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		p.i++
+	}
+	return p.i > start
+}
 
 func (p *fastParser) change() (Change, bool) {
 	var c Change

@@ -1,11 +1,36 @@
 package syncproto
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
+
+// FuzzValue checks the fast parser's one-pass value check against
+// json.Valid: what it accepts is valid JSON, and it accepts all of any
+// valid JSON in compact form (anything else goes to encoding/json).
+func FuzzValue(f *testing.F) {
+	for _, s := range []string{`"a"`, `"\u00e9\n\""`, `-0.5e+10`, `0`, `01`, `-`, `1.`, `1e`, `[1,{"a":[]}]`,
+		`{"a":1,"b":"c"}`, `{"a" :1}`, `[1,]`, `{,}`, `tru`, `null`, `"\x"`, `"\u12g4"`, "\"\x01\"", `{"a":}`,
+		strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth),
+		strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := fastParser{b: b}
+		raw, ok := p.value()
+		if ok && !json.Valid(raw) {
+			t.Fatalf("accepted %q, which is not JSON", raw)
+		}
+		var compact bytes.Buffer
+		if json.Valid(b) && json.Compact(&compact, b) == nil && bytes.Equal(compact.Bytes(), b) && (!ok || len(raw) != len(b)) {
+			t.Fatalf("refused compact JSON %q (read %d bytes)", b, p.i)
+		}
+	})
+}
 
 // FuzzDecodePage checks the fast page parser against encoding/json: when it
 // accepts a frame, encoding/json must decode the same message.
