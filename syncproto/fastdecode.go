@@ -358,7 +358,7 @@ func (p *fastParser) mutation() (Mutation, bool) {
 		if m.Data, ok = members(p, p.value); !ok {
 			return m, false
 		}
-		m.jsonKnown = true // value checks each with json.Valid
+		m.jsonKnown = true // value checked each one as it read it
 	}
 	if !p.lit(`,"stamp":`) {
 		return m, false
