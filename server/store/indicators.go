@@ -262,7 +262,7 @@ func (s *Store) ComputeIndicators(ctx context.Context, from, to time.Time, site 
 	in.Behind["at_risk"] = keys(atRisk)
 	for i := range risky {
 		var data []byte
-		err := tx.QueryRowContext(ctx, `SELECT data FROM records WHERE collection = 'persons' AND id = ?`, risky[i].PersonID).Scan(&data)
+		err := tx.QueryRowContext(ctx, `SELECT data FROM records WHERE `+byKey, records.Persons, risky[i].PersonID).Scan(&data)
 		if err == nil {
 			var p records.Person
 			if json.Unmarshal(data, &p) == nil {

@@ -53,8 +53,8 @@ func (s *Store) PersonsByID(ctx context.Context, ids []string) ([]PersonRow, err
 	out := []PersonRow{}
 	for _, id := range ids {
 		var data []byte
-		err := s.db.Reader.QueryRowContext(ctx, `SELECT data FROM records WHERE collection = 'persons' AND id = ? AND data <> '{}'`,
-			id).Scan(&data)
+		err := s.db.Reader.QueryRowContext(ctx, `SELECT data FROM records WHERE `+byKey+` AND data <> '{}'`,
+			records.Persons, id).Scan(&data)
 		if err != nil {
 			continue // deleted, or never stored (an appointment's person may be)
 		}
@@ -86,8 +86,8 @@ type RegisterLine struct {
 func (s *Store) Register(ctx context.Context, lessonID string) (records.Lesson, []RegisterLine, error) {
 	var data []byte
 	var lesson records.Lesson
-	err := s.db.Reader.QueryRowContext(ctx, `SELECT data FROM records WHERE collection = 'lessons' AND id = ? AND data <> '{}'`,
-		lessonID).Scan(&data)
+	err := s.db.Reader.QueryRowContext(ctx, `SELECT data FROM records WHERE `+byKey+` AND data <> '{}'`,
+		records.Lessons, lessonID).Scan(&data)
 	if err != nil {
 		return lesson, nil, fmt.Errorf("register of %s: %w", lessonID, ErrNotFound)
 	}
@@ -97,7 +97,8 @@ func (s *Store) Register(ctx context.Context, lessonID string) (records.Lesson, 
 	rows, err := s.db.Reader.QueryContext(ctx, `
 		SELECT e.data->>'person_id', coalesce(p.data->>'given_name', ''), coalesce(p.data->>'family_name', '')
 		FROM records e
-		LEFT JOIN records p ON p.collection = 'persons' AND p.id = e.data->>'person_id'
+		LEFT JOIN records p ON p.key_hash = key_hash('persons', e.data->>'person_id')
+			AND p.collection = 'persons' AND p.id = e.data->>'person_id'
 		WHERE e.collection = 'enrolments' AND e.data->>'course_id' = ? AND coalesce(e.data->>'status', '') <> 'withdrawn'
 		ORDER BY casefold(coalesce(p.data->>'family_name', '')), casefold(coalesce(p.data->>'given_name', ''))`,
 		lesson.CourseID)
@@ -120,8 +121,8 @@ func (s *Store) Register(ctx context.Context, lessonID string) (records.Lesson, 
 	for i := range out { // each mark by its id, derived from lesson and person
 		var m records.AttendanceMark
 		var data []byte
-		err := s.db.Reader.QueryRowContext(ctx, `SELECT data FROM records WHERE collection = 'attendance' AND id = ?`,
-			records.AttendanceID(lessonID, out[i].PersonID)).Scan(&data)
+		err := s.db.Reader.QueryRowContext(ctx, `SELECT data FROM records WHERE `+byKey,
+			records.Attendance, records.AttendanceID(lessonID, out[i].PersonID)).Scan(&data)
 		if err == nil && json.Unmarshal(data, &m) == nil {
 			out[i].Mark, out[i].MarkedBy = m.Mark, m.MarkedBy
 		}

@@ -128,7 +128,7 @@ func (s *Store) seesPerson(ctx context.Context, tx *sqlitedb.Tx, held []string, 
 		return false, nil
 	}
 	var rid int64
-	err := tx.QueryRow(ctx, `SELECT rid FROM records WHERE collection = 'persons' AND id = ?`, pid).Scan(&rid)
+	err := tx.QueryRow(ctx, `SELECT rid FROM records WHERE `+byKey, records.Persons, pid).Scan(&rid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -235,7 +235,7 @@ func registersChanged(ctx context.Context, tx *sqlitedb.Tx, keys map[int64][]str
 	}
 	var out []Committed
 	for _, pid := range persons {
-		_, p, err := scanRecord(tx.QueryRow(ctx, `SELECT `+recordColumns+` FROM records WHERE collection = ? AND id = ?`,
+		_, p, err := scanRecord(tx.QueryRow(ctx, `SELECT `+recordColumns+` FROM records WHERE `+byKey,
 			records.Persons, pid))
 		if errors.Is(err, sql.ErrNoRows) {
 			continue // enrolled before their intake form arrived: it will find its registers then

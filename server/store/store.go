@@ -285,13 +285,19 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			}
 			s.seq++
 			seq = s.seq
+			// Only this loop writes records, and it knows whether one is
+			// stored (recs): that keeps (collection, id) unique.
+			var err error
 			if cur.rid == 0 {
 				cur.rid = seq // a new record is numbered by its first change
+				_, err = tx.Exec(ctx, `INSERT INTO records (seq, rid, collection, id, key_hash, data, stamps, deleted)
+					VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?)`, seq, cur.rid, m.Collection, m.Record,
+					sqlitedb.KeyHash(m.Collection, m.Record), []byte(ch.Data), []byte(ch.Stamps), ch.Deleted.String())
+			} else {
+				_, err = tx.Exec(ctx, `UPDATE records SET seq = ?, data = CAST(? AS TEXT), stamps = CAST(? AS TEXT), deleted = ?
+					WHERE rid = ?`, seq, []byte(ch.Data), []byte(ch.Stamps), ch.Deleted.String(), cur.rid)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO records (seq, rid, collection, id, data, stamps, deleted)
-				VALUES (?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?) ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq,
-				data = excluded.data, stamps = excluded.stamps, deleted = excluded.deleted`, seq, cur.rid,
-				m.Collection, m.Record, []byte(ch.Data), []byte(ch.Stamps), ch.Deleted.String()); err != nil {
+			if err != nil {
 				return nil, nil, fmt.Errorf("mutation %s: store record: %w", m.ID, err)
 			}
 			recs[key] = current{rec: next, seq: seq, rid: cur.rid}
@@ -432,12 +438,12 @@ func appliedBefore(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutati
 // loadRecords returns the current state of every record the batch touches,
 // in one query; records never written are absent.
 func loadRecords(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation) (map[recordKey]current, error) {
-	args := make([]any, 0, 2*len(muts))
-	for _, m := range muts {
-		args = append(args, m.Collection, m.Record)
+	args := make([]any, len(muts))
+	for i, m := range muts {
+		args[i] = sqlitedb.KeyHash(m.Collection, m.Record)
 	}
 	rows, err := tx.Query(ctx, `SELECT `+recordColumns+` FROM records
-		WHERE (collection, id) IN (VALUES `+sqlitedb.Placeholders(len(muts), "(?, ?)")+`)`, args...)
+		WHERE key_hash IN (`+sqlitedb.Placeholders(len(muts), "?")+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load records: %w", err)
 	}
@@ -448,7 +454,7 @@ func loadRecords(ctx context.Context, tx *sqlitedb.Tx, muts []syncproto.Mutation
 		if err != nil {
 			return nil, fmt.Errorf("load records: %w", err)
 		}
-		out[k] = cur
+		out[k] = cur // a record that only shares a hash with one asked for is not looked up
 	}
 	return out, rows.Err()
 }
@@ -459,6 +465,10 @@ func nullRaw(v json.RawMessage) any {
 	}
 	return string(v)
 }
+
+// byKey is the condition that finds the record of collection ?1 and id ?2
+// through records_by_hash (see migrations/0005_key_hash.sql).
+const byKey = `key_hash = key_hash(?1, ?2) AND collection = ?1 AND id = ?2`
 
 // recordColumns are the columns scanRecord reads.
 const recordColumns = `collection, id, seq, rid, data, stamps, deleted`
@@ -489,7 +499,7 @@ func scanRecord(row interface{ Scan(...any) error }) (recordKey, current, error)
 // written is the zero Record with seq 0.
 func (s *Store) Get(ctx context.Context, collection, id string) (syncproto.Record, int64, error) {
 	_, cur, err := scanRecord(s.db.Reader.QueryRowContext(ctx,
-		`SELECT `+recordColumns+` FROM records WHERE collection = ? AND id = ?`, collection, id))
+		`SELECT `+recordColumns+` FROM records WHERE `+byKey, collection, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return syncproto.Record{}, 0, nil
 	}
@@ -555,7 +565,7 @@ func (s *Store) Pull(ctx context.Context, held []string, cursors map[string]int6
 func (s *Store) CountMutations(ctx context.Context, collection, id string) (int, error) {
 	var n int
 	err := s.db.Reader.QueryRowContext(ctx, `SELECT count(*) FROM mutations
-		WHERE record = (SELECT rid FROM records WHERE collection = ? AND id = ?)`, collection, id).Scan(&n)
+		WHERE record = (SELECT rid FROM records WHERE `+byKey+`)`, collection, id).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count mutations of %s/%s: %w", collection, id, err)
 	}
