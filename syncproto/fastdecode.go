@@ -6,8 +6,8 @@ import (
 	"strconv"
 )
 
-// The fast parsers read the two frames that carry bulk — pages (what a
-// client receives) and pushes (what a server receives) — in exactly the form
+// The fast parsers read the frames that carry bulk — pages and push results
+// (what a client receives) and pushes (what a server receives) — in exactly the form
 // this package and the Go client write them, without encoding/json's
 // reflection. They report false for anything else, and Decode then parses
 // the frame with encoding/json; fuzz tests check the two agree. Every raw
@@ -49,6 +49,41 @@ func decodePush(frame []byte) (*Message, bool) {
 		mut, ok := p.mutation()
 		m.Push.Mutations = append(m.Push.Mutations, mut)
 		return ok
+	})
+	if !ok {
+		return nil, false
+	}
+	return m, p.end(`}}`)
+}
+
+// decodeResult parses a result frame as encoding/json writes one whose
+// results are all plain: an id, a status and a seq (applied and duplicate
+// writes). A result with anything more — a stamp, a code, conflicts — is
+// left to encoding/json.
+func decodeResult(frame []byte) (*Message, bool) {
+	p := fastParser{b: frame}
+	m := &Message{Type: TypeResult, Result: &Result{Results: []MutationResult{}}}
+	ok := p.lit(`{"type":"result"`) && p.re(m) && p.lit(`,"result":{"results":[`) && p.list(`]`, func() bool {
+		var r MutationResult
+		var ok bool
+		if !p.lit(`{"id":`) {
+			return false
+		}
+		if r.ID, ok = p.plainString(); !ok || !p.lit(`,"status":`) {
+			return false
+		}
+		status, ok := p.plainString()
+		if !ok {
+			return false
+		}
+		r.Status = Status(status)
+		if p.lit(`,"seq":`) {
+			if r.Seq, ok = p.int64(); !ok {
+				return false
+			}
+		}
+		m.Result.Results = append(m.Result.Results, r)
+		return p.lit(`}`)
 	})
 	if !ok {
 		return nil, false

@@ -126,6 +126,67 @@ func FuzzDecodePush(f *testing.F) {
 	})
 }
 
+// FuzzDecodeResult checks the fast result parser against encoding/json:
+// when it accepts a frame, encoding/json must decode the same message.
+func FuzzDecodeResult(f *testing.F) {
+	for _, m := range resultFrames() {
+		b, _ := Encode(m)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"type":"result","result":{"results":[{"id":"a\"b","status":"applied"}]}}`))
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if !utf8.Valid(frame) { // Decode refuses such frames before parsing
+			return
+		}
+		fast, ok := decodeResult(frame)
+		if !ok {
+			return
+		}
+		var slow Message
+		if err := json.Unmarshal(frame, &slow); err != nil {
+			t.Fatalf("fast parser accepted what encoding/json refuses (%v): %q", err, frame)
+		}
+		if !reflect.DeepEqual(fast, &slow) {
+			t.Fatalf("fast parser disagrees with encoding/json on %q:\nfast %+v\nslow %+v", frame, fast.Result, slow.Result)
+		}
+	})
+}
+
+// resultFrames are results as a server sends them: plain ones, which the
+// fast parser takes, and one with a conflict and a refusal, which it leaves.
+func resultFrames() []*Message {
+	st := Stamp{Wall: 1763900000000, Counter: 2, Node: "0123456789abcdef0123456789abcdef"}
+	return []*Message{
+		{Type: TypeResult, Re: 12, Result: &Result{Results: []MutationResult{
+			{ID: "01a209c9-2637-7ef0-b53b-2bb628a67fc9", Status: StatusApplied, Seq: 41},
+			{ID: "01a209c9-2637-7ef0-b53b-2bb628a67fca", Status: StatusDuplicate, Seq: 7}}}},
+		{Type: TypeResult, Re: 1, Result: &Result{Results: []MutationResult{}}},
+		{Type: TypeResult, Re: 2, Result: &Result{Results: []MutationResult{
+			{ID: "01a209c9-2637-7ef0-b53b-2bb628a67fcb", Status: StatusApplied, Seq: 42, Stamp: st,
+				Conflicts: []Conflict{{Field: "phone", Winner: Version{Value: json.RawMessage(`"+39"`), Stamp: st}, Loser: Version{Stamp: st}}}},
+			{ID: "01a209c9-2637-7ef0-b53b-2bb628a67fcc", Status: StatusRejected, Code: CodeInvalid, Message: "no"}}}},
+	}
+}
+
+func TestDecodeResult_ParsesTheServersPlainResults(t *testing.T) {
+	for i, m := range resultFrames() {
+		b, err := Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := decodeResult(b)
+		if want := i < 2; ok != want {
+			t.Fatalf("frame %d: fast parser took it: %v, want %v: %s", i, ok, want, b)
+		}
+		if ok && !reflect.DeepEqual(got, m) {
+			t.Fatalf("frame %d: got %+v, want %+v", i, got.Result, m.Result)
+		}
+		if d, err := Decode(b); err != nil || !reflect.DeepEqual(d, m) {
+			t.Fatalf("frame %d: Decode gave %+v (%v), want %+v", i, d, err, m)
+		}
+	}
+}
+
 // checkedJSON fails unless every value of a mutation the fast parser marks
 // as checked is JSON, then clears the marks for comparison with
 // encoding/json's result.

@@ -310,7 +310,7 @@ func Decode(frame []byte) (*Message, error) {
 	if !utf8.Valid(frame) {
 		return nil, Errorf(CodeBadMessage, "frame is not valid UTF-8")
 	}
-	for _, fast := range []func([]byte) (*Message, bool){decodePage, decodePush} {
+	for _, fast := range []func([]byte) (*Message, bool){decodePage, decodePush, decodeResult} {
 		if m, ok := fast(frame); ok {
 			if err := m.Validate(); err != nil {
 				return nil, err
