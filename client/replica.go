@@ -403,6 +403,7 @@ func isObject(b json.RawMessage) bool {
 // queued is a write from the outbox as it is sent: its identity and its
 // JSON body, which goes on the wire as it is stored.
 type queued struct {
+	seq                    int64 // the outbox row
 	id, collection, record string
 	body                   []byte
 }
@@ -417,7 +418,7 @@ func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []queue
 	now := c.opts.Now().UnixMilli()
 	var (
 		touched, recomp keySet
-		acks            []any // id, seq pairs of applied writes
+		acks            []any // outbox row and server seq of each applied write
 	)
 	for i, r := range results {
 		m := sent[i]
@@ -428,7 +429,7 @@ func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []queue
 		touched.add(key)
 		switch r.Status {
 		case syncproto.StatusApplied, syncproto.StatusDuplicate:
-			acks = append(acks, m.id, r.Seq)
+			acks = append(acks, m.seq, r.Seq)
 			if !r.Stamp.IsZero() { // the server re-stamped a write from a clock too far ahead
 				if err := restampQueued(ctx, tx, m, r.Stamp); err != nil {
 					return nil, err
@@ -475,7 +476,8 @@ func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []queue
 	return touched.keys, nil
 }
 
-// acknowledge marks applied writes (id, seq pairs) in one statement. A write
+// acknowledge marks applied writes (pairs of outbox row and server seq) in
+// one statement. A write
 // stays in the overlay until the server's copy of its record includes it;
 // where the replica already holds that copy (a duplicate, or the echo came
 // first), the record is added to recomp so the write leaves the outbox now.
@@ -484,16 +486,16 @@ func acknowledge(ctx context.Context, tx *sqlitedb.Tx, acks []any, recomp *keySe
 		return nil
 	}
 	if _, err := tx.Exec(ctx, `UPDATE outbox SET acked_seq = v.column2 FROM (VALUES `+sqlitedb.Placeholders(len(acks)/2, "(?, ?)")+`) AS v
-		WHERE outbox.id = v.column1`, acks...); err != nil {
+		WHERE outbox.seq = v.column1`, acks...); err != nil {
 		return fmt.Errorf("acknowledge %d writes: %w", len(acks)/2, err)
 	}
-	ids := make([]any, 0, len(acks)/2)
+	outboxRows := make([]any, 0, len(acks)/2)
 	for i := 0; i < len(acks); i += 2 {
-		ids = append(ids, acks[i])
+		outboxRows = append(outboxRows, acks[i])
 	}
 	rows, err := tx.Query(ctx, `SELECT o.collection, o.record_id FROM outbox o JOIN replica_records r
 		ON r.collection = o.collection AND r.id = o.record_id
-		WHERE o.id IN (`+sqlitedb.Placeholders(len(ids), "?")+`) AND r.seq >= o.acked_seq`, ids...)
+		WHERE o.seq IN (`+sqlitedb.Placeholders(len(outboxRows), "?")+`) AND r.seq >= o.acked_seq`, outboxRows...)
 	if err != nil {
 		return fmt.Errorf("acknowledge: %w", err)
 	}
@@ -558,14 +560,13 @@ func (c *Client) pendingAfter(ctx context.Context, after int64, n int) ([]queued
 	)
 	for rows.Next() {
 		var q queued
-		var seq int64
-		if err := rows.Scan(&seq, &q.id, &q.collection, &q.record, &q.body); err != nil {
+		if err := rows.Scan(&q.seq, &q.id, &q.collection, &q.record, &q.body); err != nil {
 			return nil, 0, fmt.Errorf("outbox: %w", err)
 		}
 		if size += len(q.body); size > maxPushBytes && len(out) > 0 {
 			break // the rest goes in the next push, so a push always fits a frame
 		}
-		out, last = append(out, q), seq
+		out, last = append(out, q), q.seq
 	}
 	return out, last, rows.Err()
 }
