@@ -25,7 +25,7 @@ type Write struct {
 func (s *Store) History(ctx context.Context, collection, id string) ([]Write, error) {
 	rows, err := s.db.Reader.QueryContext(ctx, `SELECT m.id, m.seq, m.op, m.data, m.stamp, m.user_name, m.device_id, m.received_at
 		FROM mutations m JOIN records r ON r.rid = m.record
-		WHERE r.key_hash = key_hash(?1, ?2) AND r.collection = ?1 AND r.id = ?2 ORDER BY m.seq, m.rowid`, collection, id)
+		WHERE r.key_hash = key_hash(?1, ?2) AND +r.collection = ?1 AND r.id = ?2 ORDER BY m.seq, m.rowid`, collection, id)
 	if err != nil {
 		return nil, fmt.Errorf("history of %s/%s: %w", collection, id, err)
 	}

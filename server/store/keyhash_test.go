@@ -86,9 +86,9 @@ func TestStore_LooksUpRecordsByHash(t *testing.T) {
 	defer st.Close()
 	for name, q := range map[string]string{
 		"by key":  `SELECT data FROM records WHERE ` + byKey,
-		"history": `SELECT m.id FROM mutations m JOIN records r ON r.rid = m.record WHERE r.key_hash = key_hash(?1, ?2) AND r.collection = ?1 AND r.id = ?2`,
+		"history": `SELECT m.id FROM mutations m JOIN records r ON r.rid = m.record WHERE r.key_hash = key_hash(?1, ?2) AND +r.collection = ?1 AND r.id = ?2`,
 		"register": `SELECT p.data FROM records e LEFT JOIN records p ON p.key_hash = key_hash('persons', e.data->>'person_id')
-			AND p.collection = 'persons' AND p.id = e.data->>'person_id' WHERE e.collection = ?1 AND e.id = ?2`,
+			AND +p.collection = 'persons' AND p.id = e.data->>'person_id' WHERE e.key_hash = key_hash(?1, ?2) AND +e.collection = ?1 AND e.id = ?2`,
 	} {
 		rows, err := st.db.Reader.QueryContext(ctx, `EXPLAIN QUERY PLAN `+q, "persons", "p1")
 		if err != nil {
@@ -111,8 +111,8 @@ func TestStore_LooksUpRecordsByHash(t *testing.T) {
 }
 
 // TestStore_MigrationHashesStoredRecords opens a store made before key
-// hashes (migrations up to 0004) holding a record: the migration fills its
-// hash, and the record is found.
+// hashes and inline scopes (migrations up to 0004) holding a record: the
+// migrations fill its hash and its scopes, and the record is found.
 func TestStore_MigrationHashesStoredRecords(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "s.db")
@@ -139,8 +139,14 @@ func TestStore_MigrationHashesStoredRecords(t *testing.T) {
 	}
 	stamp := syncproto.Stamp{Wall: 1, Node: testNode}
 	if _, err := db.Writer.ExecContext(ctx, `INSERT INTO records (seq, rid, collection, id, data, stamps)
-		VALUES (1, 1, 'persons', 'p1', '{"given_name":"Amina"}', ?)`, string(syncproto.EncodeStamps(map[string]syncproto.Stamp{"given_name": stamp}))); err != nil {
+		VALUES (1, 1, 'persons', 'p1', '{"given_name":"Amina","site_id":"s1"}', ?)`,
+		string(syncproto.EncodeStamps(map[string]syncproto.Stamp{"given_name": stamp, "site_id": stamp}))); err != nil {
 		t.Fatal(err)
+	}
+	for _, k := range []string{"site:s1", "register:c1"} {
+		if _, err := db.Writer.ExecContext(ctx, `INSERT INTO record_scopes (scope, rid, seq) VALUES (?, 1, 1)`, k); err != nil {
+			t.Fatal(err)
+		}
 	}
 	db.Close()
 
@@ -156,8 +162,68 @@ func TestStore_MigrationHashesStoredRecords(t *testing.T) {
 	if got := givenName(t, st, "p1"); got != "Amina" {
 		t.Errorf("given_name %q after the migration, want Amina", got)
 	}
+	var keys string
+	if err := st.db.Reader.QueryRowContext(ctx, `SELECT scopes FROM records WHERE rid = 1`).Scan(&keys); err != nil || keys != "register:c1 site:s1" {
+		t.Errorf("scopes %q after the migration (%v), want register:c1 site:s1", keys, err)
+	}
 	putPerson(t, st, "p1", "Amina B", 2) // an update, not a second record
 	if got := givenName(t, st, "p1"); got != "Amina B" {
 		t.Errorf("given_name %q, want Amina B", got)
+	}
+}
+
+// TestStore_RecordRowsHoldTheirScopes follows a person through a site
+// move, an enrolment, its withdrawal and a delete, and checks after each
+// step that every record's row holds the scopes record_scopes gives it.
+func TestStore_RecordRowsHoldTheirScopes(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	actor := Actor{User: "u", Node: testNode, Scopes: []string{scope.All}}
+	wall := int64(0)
+	write := func(collection, id string, op syncproto.Op, fields string) {
+		t.Helper()
+		wall++
+		m := syncproto.Mutation{ID: uuid.Must(uuid.NewV7()).String(), Collection: collection, Record: id, Op: op,
+			Stamp: syncproto.Stamp{Wall: wall, Node: testNode}}
+		if fields != "" {
+			if err := json.Unmarshal([]byte(fields), &m.Data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := st.Apply(ctx, actor, []syncproto.Mutation{m})
+		if err != nil || res[0].Status != syncproto.StatusApplied {
+			t.Fatalf("%s %s/%s: %v %+v", op, collection, id, err, res)
+		}
+		rows, err := st.db.Reader.QueryContext(ctx, `SELECT r.collection, r.id, r.scopes,
+			coalesce((SELECT group_concat(scope, ' ' ORDER BY scope) FROM record_scopes s WHERE s.rid = r.rid), '') FROM records r`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c, id, inRow, inTable string
+			if err := rows.Scan(&c, &id, &inRow, &inTable); err != nil {
+				t.Fatal(err)
+			}
+			if inRow != inTable {
+				t.Errorf("after %s %s: %s/%s holds scopes %q, record_scopes gives %q", op, fields, c, id, inRow, inTable)
+			}
+		}
+	}
+	write("persons", "p1", syncproto.OpPut, `{"site_id":"s1","given_name":"Amina"}`)
+	write("courses", "c1", syncproto.OpPut, `{"title":{"it":"Italiano A1"}}`)
+	write("enrolments", "e1", syncproto.OpPut, `{"course_id":"c1","person_id":"p1"}`)
+	write("persons", "p1", syncproto.OpPut, `{"site_id":"s2"}`)
+	write("enrolments", "e1", syncproto.OpPut, `{"status":"withdrawn"}`)
+	write("enrolments", "e2", syncproto.OpPut, `{"course_id":"c1","person_id":"p1"}`)
+	write("persons", "p1", syncproto.OpDelete, "")
+	var keys string
+	if err := st.db.Reader.QueryRowContext(ctx, `SELECT scopes FROM records WHERE id = 'p1'`).Scan(&keys); err != nil ||
+		keys != scope.Register("c1")+" "+scope.Site("s2") {
+		t.Errorf("deleted person's scopes %q (%v), want register:c1 and site:s2", keys, err)
 	}
 }

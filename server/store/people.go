@@ -98,7 +98,7 @@ func (s *Store) Register(ctx context.Context, lessonID string) (records.Lesson, 
 		SELECT e.data->>'person_id', coalesce(p.data->>'given_name', ''), coalesce(p.data->>'family_name', '')
 		FROM records e
 		LEFT JOIN records p ON p.key_hash = key_hash('persons', e.data->>'person_id')
-			AND p.collection = 'persons' AND p.id = e.data->>'person_id'
+			AND +p.collection = 'persons' AND p.id = e.data->>'person_id'
 		WHERE e.collection = 'enrolments' AND e.data->>'course_id' = ? AND coalesce(e.data->>'status', '') <> 'withdrawn'
 		ORDER BY casefold(coalesce(p.data->>'family_name', '')), casefold(coalesce(p.data->>'given_name', ''))`,
 		lesson.CourseID)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/ponte-project/ponte/internal/sqlitedb"
 	"github.com/ponte-project/ponte/records"
@@ -27,32 +28,12 @@ type Committed struct {
 	Derived bool
 }
 
-// loadKeys returns the scopes of the records numbered rids.
-func loadKeys(ctx context.Context, tx *sqlitedb.Tx, rids []int64) (map[int64][]string, error) {
-	out := make(map[int64][]string, len(rids))
-	if len(rids) == 0 {
-		return out, nil
-	}
-	args := make([]any, len(rids))
-	for i, r := range rids {
-		args[i] = r
-	}
-	rows, err := tx.Query(ctx, `SELECT rid, scope FROM record_scopes WHERE rid IN (`+
-		sqlitedb.Placeholders(len(rids), "?")+`) ORDER BY rid, scope`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("load scopes: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var rid int64
-		var sc string
-		if err := rows.Scan(&rid, &sc); err != nil {
-			return nil, fmt.Errorf("load scopes: %w", err)
-		}
-		out[rid] = append(out[rid], sc)
-	}
-	return out, rows.Err()
-}
+// joinKeys gives a record's scopes in the form records.scopes holds them:
+// sorted, separated by spaces (scope keys hold none: ids are ValidIDs).
+func joinKeys(keys []string) string { return strings.Join(keys, " ") }
+
+// splitKeys reads records.scopes.
+func splitKeys(s string) []string { return strings.Fields(s) }
 
 // keysNow returns the scopes a record is in after a change of its own: its
 // own (scope.Keys; those it had if its fields name none, as when a delete
@@ -127,19 +108,15 @@ func (s *Store) seesPerson(ctx context.Context, tx *sqlitedb.Tx, held []string, 
 	if json.Unmarshal(enrolment["person_id"], &pid) != nil || pid == "" {
 		return false, nil
 	}
-	var rid int64
-	err := tx.QueryRow(ctx, `SELECT rid FROM records WHERE `+byKey, records.Persons, pid).Scan(&rid)
+	var keys string
+	err := tx.QueryRow(ctx, `SELECT scopes FROM records WHERE `+byKey, records.Persons, pid).Scan(&keys)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("person %s: %w", pid, err)
 	}
-	keys, err := loadKeys(ctx, tx, []int64{rid})
-	if err != nil {
-		return false, err
-	}
-	return len(scope.Visible(held, keys[rid])) > 0, nil
+	return len(scope.Visible(held, splitKeys(keys))) > 0, nil
 }
 
 // ownKeys returns the scopes a record's own fields put it in; if they name
@@ -186,13 +163,13 @@ func registersOf(ctx context.Context, tx *sqlitedb.Tx, personID string) ([]strin
 // entries for new scopes, exits from lost ones. changed says the record
 // itself changed at seq, so every scope it stays in must serve it again.
 func setKeys(ctx context.Context, tx *sqlitedb.Tx, rid int64, had, now []string, seq int64, changed bool) error {
-	if changed && len(had) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE record_scopes SET seq = ? WHERE rid = ?`, seq, rid); err != nil {
-			return fmt.Errorf("scopes of record %d: %w", rid, err)
-		}
-	}
 	for _, k := range now {
 		if slices.Contains(had, k) {
+			if changed {
+				if _, err := tx.Exec(ctx, `UPDATE record_scopes SET seq = ? WHERE scope = ? AND rid = ?`, seq, k, rid); err != nil {
+					return fmt.Errorf("scopes of record %d: %w", rid, err)
+				}
+			}
 			continue
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO record_scopes (scope, rid, seq) VALUES (?, ?, ?)
@@ -245,11 +222,7 @@ func registersChanged(ctx context.Context, tx *sqlitedb.Tx, keys map[int64][]str
 		}
 		had, ok := keys[p.rid]
 		if !ok {
-			loaded, err := loadKeys(ctx, tx, []int64{p.rid})
-			if err != nil {
-				return nil, err
-			}
-			had = loaded[p.rid]
+			had = p.keys
 		}
 		now := had
 		if p.rec.Exists() { // a deleted person keeps the scopes they had
@@ -267,6 +240,9 @@ func registersChanged(ctx context.Context, tx *sqlitedb.Tx, keys map[int64][]str
 		}
 		if err := setKeys(ctx, tx, p.rid, had, now, seq, false); err != nil {
 			return nil, err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE records SET scopes = ? WHERE rid = ?`, joinKeys(now), p.rid); err != nil {
+			return nil, fmt.Errorf("registers of %s: %w", pid, err)
 		}
 		out = append(out, Committed{Change: syncproto.NewChange(records.Persons, pid, seq, p.rec),
 			Scopes: now, Left: left(had, now), Derived: true})
@@ -310,21 +286,13 @@ func (s *Store) pullScoped(ctx context.Context, held []string, cursors map[strin
 		if err != nil {
 			return nil, fmt.Errorf("pull %s after %d: %w", k, after, err)
 		}
-		rids := make([]int64, len(items))
-		for i, it := range items {
-			rids[i] = it.rid
-		}
-		keys, err := loadKeys(ctx, tx, rids)
-		if err != nil {
-			return nil, fmt.Errorf("pull %s: %w", k, err)
-		}
 		for _, it := range items {
 			if size > syncproto.MaxPageBytes {
 				more = true
 				break
 			}
 			after = it.Seq
-			seen := scope.Visible(held, keys[it.rid])
+			seen := scope.Visible(held, it.keys)
 			switch {
 			case it.exit && len(seen) > 0:
 				continue // left this scope, still seen through another
@@ -351,7 +319,7 @@ func (s *Store) pullScoped(ctx context.Context, held []string, cursors map[strin
 // scopeItem is a record entering or changing in a scope, or leaving it.
 type scopeItem struct {
 	syncproto.Change
-	rid  int64
+	keys []string // the scopes the record is in now
 	exit bool
 }
 
@@ -359,7 +327,7 @@ type scopeItem struct {
 // sequence order, and whether more follow.
 func scopeItems(ctx context.Context, tx *sqlitedb.Tx, k string, after int64, n int) ([]scopeItem, bool, error) {
 	var entries, exits []scopeItem
-	rows, err := tx.Query(ctx, `SELECT s.seq, r.rid, r.collection, r.id, r.data, r.stamps, r.deleted
+	rows, err := tx.Query(ctx, `SELECT s.seq, r.scopes, r.collection, r.id, r.data, r.stamps, r.deleted
 		FROM record_scopes s JOIN records r ON r.rid = s.rid WHERE s.scope = ? AND s.seq > ? ORDER BY s.seq LIMIT ?`, k, after, n+1)
 	if err != nil {
 		return nil, false, err
@@ -367,11 +335,12 @@ func scopeItems(ctx context.Context, tx *sqlitedb.Tx, k string, after int64, n i
 	for rows.Next() {
 		var it scopeItem
 		var data, stamps []byte
-		var deleted string
-		if err := rows.Scan(&it.Seq, &it.rid, &it.Collection, &it.ID, &data, &stamps, &deleted); err != nil {
+		var deleted, keys string
+		if err := rows.Scan(&it.Seq, &keys, &it.Collection, &it.ID, &data, &stamps, &deleted); err != nil {
 			rows.Close()
 			return nil, false, err
 		}
+		it.keys = splitKeys(keys)
 		it.Data, it.Stamps = data, stamps
 		if it.Deleted, err = syncproto.ParseStamp(deleted); err != nil {
 			rows.Close()
@@ -383,17 +352,19 @@ func scopeItems(ctx context.Context, tx *sqlitedb.Tx, k string, after int64, n i
 	if err := rows.Err(); err != nil {
 		return nil, false, err
 	}
-	rows, err = tx.Query(ctx, `SELECT e.seq, r.rid, r.collection, r.id FROM scope_exits e JOIN records r ON r.rid = e.rid
+	rows, err = tx.Query(ctx, `SELECT e.seq, r.scopes, r.collection, r.id FROM scope_exits e JOIN records r ON r.rid = e.rid
 		WHERE e.scope = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`, k, after, n+1)
 	if err != nil {
 		return nil, false, err
 	}
 	for rows.Next() {
 		it := scopeItem{exit: true}
-		if err := rows.Scan(&it.Seq, &it.rid, &it.Collection, &it.ID); err != nil {
+		var keys string
+		if err := rows.Scan(&it.Seq, &keys, &it.Collection, &it.ID); err != nil {
 			rows.Close()
 			return nil, false, err
 		}
+		it.keys = splitKeys(keys)
 		exits = append(exits, it)
 	}
 	rows.Close()

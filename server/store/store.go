@@ -179,13 +179,9 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 	if err != nil {
 		return nil, nil, err
 	}
-	rids := make([]int64, 0, len(recs))
+	keys := make(map[int64][]string, len(recs)) // the scopes of each record by rid, as the batch goes
 	for _, cur := range recs {
-		rids = append(rids, cur.rid)
-	}
-	keys, err := loadKeys(ctx, tx, rids)
-	if err != nil {
-		return nil, nil, err
+		keys[cur.rid] = cur.keys
 	}
 
 	physical := s.now()
@@ -285,22 +281,10 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			}
 			s.seq++
 			seq = s.seq
-			// Only this loop writes records, and it knows whether one is
-			// stored (recs): that keeps (collection, id) unique.
-			var err error
-			if cur.rid == 0 {
+			isNew := cur.rid == 0
+			if isNew {
 				cur.rid = seq // a new record is numbered by its first change
-				_, err = tx.Exec(ctx, `INSERT INTO records (seq, rid, collection, id, key_hash, data, stamps, deleted)
-					VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?)`, seq, cur.rid, m.Collection, m.Record,
-					sqlitedb.KeyHash(m.Collection, m.Record), []byte(ch.Data), []byte(ch.Stamps), ch.Deleted.String())
-			} else {
-				_, err = tx.Exec(ctx, `UPDATE records SET seq = ?, data = CAST(? AS TEXT), stamps = CAST(? AS TEXT), deleted = ?
-					WHERE rid = ?`, seq, []byte(ch.Data), []byte(ch.Stamps), ch.Deleted.String(), cur.rid)
 			}
-			if err != nil {
-				return nil, nil, fmt.Errorf("mutation %s: store record: %w", m.ID, err)
-			}
-			recs[key] = current{rec: next, seq: seq, rid: cur.rid}
 			had := keys[cur.rid]
 			if m.Collection == records.Enrolments {
 				s.noteEnrolled(next)
@@ -309,6 +293,20 @@ func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 			if err != nil {
 				return nil, nil, err
 			}
+			// Only this loop writes records, and it knows whether one is
+			// stored (recs): that keeps (collection, id) unique.
+			if isNew {
+				_, err = tx.Exec(ctx, `INSERT INTO records (seq, rid, collection, id, key_hash, data, stamps, deleted, scopes)
+					VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?)`, seq, cur.rid, m.Collection, m.Record,
+					sqlitedb.KeyHash(m.Collection, m.Record), []byte(ch.Data), []byte(ch.Stamps), ch.Deleted.String(), joinKeys(now))
+			} else {
+				_, err = tx.Exec(ctx, `UPDATE records SET seq = ?, data = CAST(? AS TEXT), stamps = CAST(? AS TEXT), deleted = ?,
+					scopes = ? WHERE rid = ?`, seq, []byte(ch.Data), []byte(ch.Stamps), ch.Deleted.String(), joinKeys(now), cur.rid)
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("mutation %s: store record: %w", m.ID, err)
+			}
+			recs[key] = current{rec: next, seq: seq, rid: cur.rid, keys: now}
 			if err := setKeys(ctx, tx, cur.rid, had, now, seq, true); err != nil {
 				return nil, nil, err
 			}
@@ -398,9 +396,10 @@ func conflictsOf(ctx context.Context, tx *sqlitedb.Tx, mutation string) ([]syncp
 }
 
 type current struct {
-	rec syncproto.Record
-	seq int64
-	rid int64 // 0 for a record not stored yet
+	rec  syncproto.Record
+	seq  int64
+	rid  int64    // 0 for a record not stored yet
+	keys []string // the scopes it is in besides "all"
 }
 
 type appliedAt struct {
@@ -467,23 +466,26 @@ func nullRaw(v json.RawMessage) any {
 }
 
 // byKey is the condition that finds the record of collection ?1 and id ?2
-// through records_by_hash (see migrations/0005_key_hash.sql).
-const byKey = `key_hash = key_hash(?1, ?2) AND collection = ?1 AND id = ?2`
+// through records_by_hash (see migrations/0005_key_hash.sql). The unary +
+// keeps SQLite from choosing records_by_collection instead, which would
+// read the whole collection.
+const byKey = `key_hash = key_hash(?1, ?2) AND +collection = ?1 AND id = ?2`
 
 // recordColumns are the columns scanRecord reads.
-const recordColumns = `collection, id, seq, rid, data, stamps, deleted`
+const recordColumns = `collection, id, seq, rid, data, stamps, deleted, scopes`
 
 // scanRecord decodes a row of recordColumns.
 func scanRecord(row interface{ Scan(...any) error }) (recordKey, current, error) {
 	var (
 		k            recordKey
 		cur          current
-		deleted      string
+		deleted, sc  string
 		data, stamps []byte
 	)
-	if err := row.Scan(&k.collection, &k.id, &cur.seq, &cur.rid, &data, &stamps, &deleted); err != nil {
+	if err := row.Scan(&k.collection, &k.id, &cur.seq, &cur.rid, &data, &stamps, &deleted, &sc); err != nil {
 		return k, cur, err
 	}
+	cur.keys = splitKeys(sc)
 	ch := syncproto.Change{Collection: k.collection, ID: k.id, Data: data, Stamps: stamps}
 	var err error
 	if ch.Deleted, err = syncproto.ParseStamp(deleted); err != nil {
