@@ -477,10 +477,10 @@ func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []queue
 }
 
 // acknowledge marks applied writes (pairs of outbox row and server seq) in
-// one statement. A write
-// stays in the overlay until the server's copy of its record includes it;
-// where the replica already holds that copy (a duplicate, or the echo came
-// first), the record is added to recomp so the write leaves the outbox now.
+// one statement. A write stays in the overlay until the server's copy of
+// its record includes it; where the replica already holds that copy (a
+// duplicate, or the echo came first), the record is added to recomp so the
+// write leaves the outbox now.
 func acknowledge(ctx context.Context, tx *sqlitedb.Tx, acks []any, recomp *keySet) error {
 	if len(acks) == 0 {
 		return nil

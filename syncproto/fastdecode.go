@@ -6,12 +6,13 @@ import (
 	"strconv"
 )
 
-// The fast parsers read the frames that carry bulk — pages and push results
-// (what a client receives) and pushes (what a server receives) — in exactly the form
-// this package and the Go client write them, without encoding/json's
-// reflection. They report false for anything else, and Decode then parses
-// the frame with encoding/json; fuzz tests check the two agree. Every raw
-// value is checked to be valid JSON. The messages they return alias frame.
+// The fast parsers read the frames that carry bulk — pages and push
+// results (what a client receives) and pushes (what a server receives) —
+// in exactly the form this package and the Go client write them, without
+// encoding/json's reflection. They report false for anything else, and
+// Decode then parses the frame with encoding/json; fuzz tests check the two
+// agree. Every raw value is checked to be valid JSON. The messages they
+// return alias frame.
 
 // decodePage parses a page or changes frame as appendPage writes it.
 func decodePage(frame []byte) (*Message, bool) {

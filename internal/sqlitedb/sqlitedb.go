@@ -51,9 +51,9 @@ func init() {
 // KeyHash returns a 64-bit hash of a record's key: the first 8 bytes of
 // SHA-256(collection, NUL, id). An index of these integers is about a
 // third the size of one of the keys, so random record ids dirty far fewer
-// of its pages per commit. Two keys may share a hash: a lookup compares the key
-// too. SHA-256 keeps anyone from choosing many ids with one hash, which
-// would make such lookups slow. Collection names hold no NUL.
+// of its pages per commit. Two keys may share a hash: a lookup compares
+// the key too. SHA-256 keeps anyone from choosing many ids with one hash,
+// which would make such lookups slow. Collection names hold no NUL.
 func KeyHash(collection, id string) int64 {
 	h := sha256.New()
 	h.Write([]byte(collection))
