@@ -18,6 +18,17 @@ import (
 
 var testNode = "0123456789abcdef0123456789abcdef"
 
+// mustOpen opens a store in a new file of the test's; it closes with the test.
+func mustOpen(t *testing.T) *Store {
+	t.Helper()
+	st, err := Open(context.Background(), filepath.Join(t.TempDir(), "s.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 func putPerson(t *testing.T, st *Store, id, name string, wall int64) {
 	t.Helper()
 	res, err := st.Apply(context.Background(), Actor{User: "u", Node: testNode, Scopes: []string{scope.All}},
@@ -45,11 +56,7 @@ func givenName(t *testing.T, st *Store, id string) string {
 // key nor replaced by its record.
 func TestStore_RecordsSharingAHash(t *testing.T) {
 	ctx := context.Background()
-	st, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := mustOpen(t)
 	putPerson(t, st, "decoy", "Decoy", 1)
 	if _, err := st.db.Writer.ExecContext(ctx, `UPDATE records SET key_hash = key_hash('persons', 'real') WHERE id = 'decoy'`); err != nil {
 		t.Fatal(err)
@@ -79,11 +86,7 @@ func TestStore_RecordsSharingAHash(t *testing.T) {
 // by its key use records_by_hash rather than scanning the table.
 func TestStore_LooksUpRecordsByHash(t *testing.T) {
 	ctx := context.Background()
-	st, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := mustOpen(t)
 	for name, q := range map[string]string{
 		"by key":  `SELECT data FROM records WHERE ` + byKey,
 		"history": `SELECT m.id FROM mutations m JOIN records r ON r.rid = m.record WHERE r.key_hash = key_hash(?1, ?2) AND +r.collection = ?1 AND r.id = ?2`,
@@ -177,11 +180,7 @@ func TestStore_MigrationHashesStoredRecords(t *testing.T) {
 // step that every record's row holds the scopes record_scopes gives it.
 func TestStore_RecordRowsHoldTheirScopes(t *testing.T) {
 	ctx := context.Background()
-	st, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := mustOpen(t)
 	actor := Actor{User: "u", Node: testNode, Scopes: []string{scope.All}}
 	wall := int64(0)
 	write := func(collection, id string, op syncproto.Op, fields string) {

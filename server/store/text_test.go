@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/uuid"
@@ -17,11 +16,7 @@ import (
 // blob would be read as binary JSON), though they are bound as bytes.
 func TestApply_StoresJSONAsText(t *testing.T) {
 	ctx := context.Background()
-	st, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := mustOpen(t)
 	node := "0123456789abcdef0123456789abcdef"
 	id := uuid.NewString()
 	muts := []syncproto.Mutation{
