@@ -72,8 +72,7 @@ type Client struct {
 	node   string
 	events *eventQueue
 
-	wmu      sync.Mutex           // serialises local transactions on the writer
-	syncMode sqlitedb.Synchronous // the writer connection's current setting
+	wmu sync.Mutex // serialises local transactions on the writer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -100,7 +99,7 @@ func Open(ctx context.Context, path string, opts Options) (*Client, error) {
 		opts.Now = time.Now
 	}
 	c := &Client{db: db, opts: opts, log: opts.Logger, loc: locales.Localizer(opts.Lang),
-		syncMode: sqlitedb.SyncFull, wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1)}
 	c.state.Store(StateOffline)
 	if err := c.loadIdentity(ctx); err != nil {
 		db.Close()
@@ -232,22 +231,10 @@ func (c *Client) Write(ctx context.Context, ops ...Op) error {
 func (c *Client) inTx(ctx context.Context, mode sqlitedb.Synchronous, fn func(*sqlitedb.Tx) error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	conn, err := c.db.Writer.Conn(ctx)
+	tx, err := c.db.BeginWrite(ctx, mode)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	if mode != c.syncMode {
-		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = "+string(mode)); err != nil {
-			return fmt.Errorf("set synchronous: %w", err)
-		}
-		c.syncMode = mode
-	}
-	sqlTx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	tx := c.db.NewTx(sqlTx)
 	defer tx.Close()
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {

@@ -2,15 +2,19 @@ package sqlitedb
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mattn/go-sqlite3"
 )
 
 // openWritten opens a new database and commits rows rows of size bytes
-// through DB.NewTx, in commits transactions, as the stores do.
+// through DB.BeginWrite, in commits transactions, as the stores do.
 func openWritten(t *testing.T, rows, size, commits int) (*DB, string) {
 	t.Helper()
 	ctx := context.Background()
@@ -25,11 +29,10 @@ func openWritten(t *testing.T, rows, size, commits int) (*DB, string) {
 	}
 	row := strings.Repeat("x", size)
 	for range commits {
-		sqlTx, err := db.Writer.BeginTx(ctx, nil)
+		tx, err := db.BeginWrite(ctx, SyncNormal)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tx := db.NewTx(sqlTx)
 		for range rows / commits {
 			if _, err := tx.Exec(ctx, `INSERT INTO t (v) VALUES (?)`, row); err != nil {
 				t.Fatal(err)
@@ -84,5 +87,142 @@ func TestCheckpoint_WaitsForTheCheckpointer(t *testing.T) {
 	}
 	if fi.Size() != 0 {
 		t.Fatalf("WAL after a TRUNCATE checkpoint: %d bytes, want 0", fi.Size())
+	}
+}
+
+// TestBeginWrite_StoresArgumentsAsDatabaseSQL checks that a writer's
+// transaction, which hands arguments to go-sqlite3 itself, stores each kind
+// of argument as database/sql does, and reports the rows it changed.
+func TestBeginWrite_StoresArgumentsAsDatabaseSQL(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "a.db"), SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Writer.ExecContext(ctx, `CREATE TABLE t (path TEXT, i, i64, f, b, s, bs, n, ns, ni, tm, u8)`); err != nil {
+		t.Fatal(err)
+	}
+	const insert = `INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	at := time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
+	args := func(path string) []any {
+		return []any{path, 42, int64(-7), 2.5, true, "città", []byte("bytes"), nil,
+			sql.NullString{}, sql.NullInt64{Int64: 9, Valid: true}, at, uint8(200)}
+	}
+	if _, err := db.Writer.ExecContext(ctx, insert, args("database/sql")...); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginWrite(ctx, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	for range 2 { // the second time through the prepared statement
+		res, err := tx.Exec(ctx, insert, args("raw")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			t.Fatalf("rows affected: %d, %v", n, err)
+		}
+	}
+	res, err := tx.Exec(ctx, `UPDATE t SET i = i + 1 WHERE path = ?`, "raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 2 {
+		t.Fatalf("rows affected by the update: %d, %v", n, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE t SET i = i - 1 WHERE path = ?`, "raw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Reader.QueryContext(ctx, `SELECT path, quote(i) || typeof(i), quote(i64) || typeof(i64), quote(f) || typeof(f),
+		quote(b) || typeof(b), quote(s) || typeof(s), quote(bs) || typeof(bs), typeof(n), typeof(ns),
+		quote(ni) || typeof(ni), quote(tm) || typeof(tm), quote(u8) || typeof(u8) FROM t ORDER BY rowid`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var path string
+		cols := make([]string, 11)
+		dest := []any{&path}
+		for i := range cols {
+			dest = append(dest, &cols[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.Join(cols, " "))
+	}
+	if len(got) != 3 || got[1] != got[0] || got[2] != got[0] {
+		t.Fatalf("stored through database/sql, then twice through a writer's transaction:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// TestBeginWrite_FollowsContext checks that once the context of a writer's
+// transaction is done its statements fail with the context's error, that
+// nothing of it is kept, and that the writer connection serves the next
+// transaction.
+func TestBeginWrite_FollowsContext(t *testing.T) {
+	db, _ := openWritten(t, 10, 10, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	tx, err := db.BeginWrite(ctx, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO t (v) VALUES (?)`, "kept until cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := tx.Exec(ctx, `INSERT INTO t (v) VALUES (?)`, "after"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("statement after cancel: %v, want context.Canceled", err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	tx.Close()
+
+	tx, err = db.BeginWrite(context.Background(), SyncFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	var n, sync int
+	if err := tx.QueryRow(context.Background(), `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 10 {
+		t.Fatalf("rows after the cancelled transaction: %d, %v; want 10", n, err)
+	}
+	if err := tx.QueryRow(context.Background(), `PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+		t.Fatalf("synchronous: %d, %v; want 2 (FULL)", sync, err)
+	}
+}
+
+// TestBeginWrite_ReportsSQLiteErrors checks that a statement SQLite refuses
+// fails with go-sqlite3's error, which callers may test.
+func TestBeginWrite_ReportsSQLiteErrors(t *testing.T) {
+	db, _ := openWritten(t, 0, 0, 1)
+	ctx := context.Background()
+	if _, err := db.Writer.ExecContext(ctx, `CREATE TABLE u (k TEXT PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginWrite(ctx, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if _, err := tx.Exec(ctx, `INSERT INTO u VALUES (?)`, "a"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO u VALUES (?)`, "a")
+	var serr sqlite3.Error
+	if !errors.As(err, &serr) || serr.Code != sqlite3.ErrConstraint {
+		t.Fatalf("duplicate key: %v, want a constraint error", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO nowhere VALUES (?)`, 1); err == nil {
+		t.Fatal("a statement on a missing table succeeded")
 	}
 }

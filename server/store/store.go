@@ -164,11 +164,10 @@ func (s *Store) Apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 }
 
 func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutation) ([]syncproto.MutationResult, []Committed, error) {
-	sqlTx, err := s.db.Writer.BeginTx(ctx, nil)
+	tx, err := s.db.BeginWrite(ctx, sqlitedb.SyncFull)
 	if err != nil {
 		return nil, nil, err
 	}
-	tx := s.db.NewTx(sqlTx)
 	defer tx.Close()
 	defer tx.Rollback()
 	applied, err := appliedBefore(ctx, tx, muts)
