@@ -238,7 +238,9 @@ func (db *DB) BeginWrite(ctx context.Context, sync Synchronous) (*Tx, error) {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	t := NewTx(sqlTx)
-	t.wrote, t.conn, t.raw = db.wrote, conn, make(map[string]driver.Stmt)
+	t.wrote = db.wrote
+	t.w = &writer{conn: conn, stmts: make(map[string]driver.Stmt)}
+	t.w.run = t.w.exec
 	return t, nil
 }
 
@@ -333,8 +335,7 @@ type Tx struct {
 	stmts map[string]*sql.Stmt
 	// A writer's transaction (DB.BeginWrite) holds its connection, and
 	// prepares the statements it executes on go-sqlite3 directly.
-	conn  *sql.Conn
-	raw   map[string]driver.Stmt
+	w     *writer
 	wrote chan struct{} // DB.wrote
 }
 
@@ -375,7 +376,7 @@ func (t *Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 // fails. (database/sql then rolls back a transaction of its own accord; a
 // writer's waits for the caller's Rollback, see BeginWrite.)
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if t.conn != nil {
+	if t.w != nil {
 		return t.execRaw(ctx, query, args)
 	}
 	s, err := t.stmt(ctx, query)
@@ -396,29 +397,46 @@ func (t *Tx) execRaw(ctx context.Context, query string, args []any) (sql.Result,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	vals := make([]driver.NamedValue, len(args))
+	w := t.w
+	w.query, w.vals = query, w.vals[:0]
 	for i, a := range args {
 		v, err := driverValue(a)
 		if err != nil {
 			return nil, fmt.Errorf("argument %d: %w", i+1, err)
 		}
-		vals[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+		w.vals = append(w.vals, driver.NamedValue{Ordinal: i + 1, Value: v})
 	}
-	var res sql.Result
-	err := t.conn.Raw(func(dc any) error {
-		s, ok := t.raw[query]
-		if !ok {
-			var err error
-			if s, err = dc.(driver.Conn).Prepare(query); err != nil {
-				return err
-			}
-			t.raw[query] = s
-		}
-		var err error
-		res, err = s.(driver.StmtExecContext).ExecContext(context.Background(), vals)
-		return err
-	})
+	err := w.conn.Raw(w.run)
+	res := w.res
+	w.res = nil
 	return res, err
+}
+
+// writer is what a writer's transaction holds of its connection: the
+// statements prepared on it, and the statement it is executing, for
+// exec, which sql.Conn.Raw calls (bound once, it costs no allocation per
+// statement, and neither do the arguments).
+type writer struct {
+	conn  *sql.Conn
+	stmts map[string]driver.Stmt
+	query string
+	vals  []driver.NamedValue
+	res   driver.Result
+	run   func(any) error // exec
+}
+
+func (w *writer) exec(dc any) error {
+	s, ok := w.stmts[w.query]
+	if !ok {
+		var err error
+		if s, err = dc.(driver.Conn).Prepare(w.query); err != nil {
+			return err
+		}
+		w.stmts[w.query] = s
+	}
+	var err error
+	w.res, err = s.(driver.StmtExecContext).ExecContext(context.Background(), w.vals)
+	return err
 }
 
 // driverValue converts an argument as database/sql does for go-sqlite3.
@@ -457,19 +475,18 @@ func (t *Tx) Close() {
 		s.Close()
 	}
 	clear(t.stmts)
-	if t.conn == nil {
+	if t.w == nil {
 		return
 	}
 	_ = t.Tx.Rollback() // sql.ErrTxDone once committed or rolled back
-	_ = t.conn.Raw(func(any) error {
-		for _, s := range t.raw {
+	_ = t.w.conn.Raw(func(any) error {
+		for _, s := range t.w.stmts {
 			s.Close()
 		}
 		return nil
 	})
-	clear(t.raw)
-	t.conn.Close()
-	t.conn = nil
+	t.w.conn.Close()
+	t.w = nil
 }
 
 // Placeholders returns n copies of one ("?" or "(?, ?)") separated by
