@@ -57,7 +57,8 @@ func (r row) confirmed(collection, id string) (syncproto.Record, error) {
 }
 
 func loadPending(ctx context.Context, tx *sqlitedb.Tx, collection, id string) ([]syncproto.Mutation, error) {
-	return decodeOutbox(ctx, tx, `SELECT body FROM outbox WHERE collection = ? AND record_id = ? ORDER BY seq`, collection, id)
+	return decodeOutbox(ctx, tx, `SELECT b.body FROM outbox o JOIN outbox_bodies b ON b.seq = o.seq
+		WHERE o.collection = ? AND o.record_id = ? ORDER BY o.seq`, collection, id)
 }
 
 // decodeOutbox returns, in order, the queued writes whose bodies query
@@ -135,8 +136,16 @@ func (c *Client) writeLocal(ctx context.Context, tx *sqlitedb.Tx, m *syncproto.M
 	if err != nil {
 		return fmt.Errorf("write %s/%s: %w", m.Collection, m.Record, err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, collection, record_id, body, created_at) VALUES (?, ?, ?, ?, ?)`,
-		m.ID, m.Collection, m.Record, body, c.opts.Now().UnixMilli()); err != nil {
+	res, err := tx.Exec(ctx, `INSERT INTO outbox (id, collection, record_id, created_at) VALUES (?, ?, ?, ?)`,
+		m.ID, m.Collection, m.Record, c.opts.Now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("write %s/%s: queue: %w", m.Collection, m.Record, err)
+	}
+	seq, err := res.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("write %s/%s: queue: %w", m.Collection, m.Record, err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox_bodies (seq, body) VALUES (?, ?)`, seq, body); err != nil {
 		return fmt.Errorf("write %s/%s: queue: %w", m.Collection, m.Record, err)
 	}
 	return storeRow(ctx, tx, m.Collection, m.Record, r.seq, confirmed, syncproto.Merge(visible, m.AsRecord()), true)
@@ -452,7 +461,8 @@ func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []queue
 				fields = []byte("[]")
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO rejected (id, collection, record_id, body, code, message, fields, rejected_at)
-				SELECT id, collection, record_id, body, ?, ?, ?, ? FROM outbox WHERE id = ? ON CONFLICT DO NOTHING`,
+				SELECT o.id, o.collection, o.record_id, b.body, ?, ?, ?, ? FROM outbox o JOIN outbox_bodies b ON b.seq = o.seq
+				WHERE o.id = ? ON CONFLICT DO NOTHING`,
 				string(r.Code), r.Message, string(fields), now, m.id); err != nil {
 				return nil, fmt.Errorf("result %s: keep rejected: %w", m.id, err)
 			}
@@ -521,7 +531,7 @@ func restampQueued(ctx context.Context, tx *sqlitedb.Tx, q queued, stamp syncpro
 	if err != nil {
 		return fmt.Errorf("restamp %s: %w", q.id, err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE outbox SET body = ? WHERE id = ?`, body, q.id); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE outbox_bodies SET body = ? WHERE seq = ?`, body, q.seq); err != nil {
 		return fmt.Errorf("restamp %s: %w", q.id, err)
 	}
 	return nil
@@ -547,8 +557,9 @@ func (s *keySet) add(k RecordKey) {
 // yet that come after outbox position after, oldest first, at most
 // maxPushBytes of them, and the position of the last one.
 func (c *Client) pendingAfter(ctx context.Context, after int64, n int) ([]queued, int64, error) {
-	rows, err := c.db.Reader.QueryContext(ctx, `SELECT seq, id, collection, record_id, body FROM outbox
-		WHERE acked_seq IS NULL AND seq > ? ORDER BY seq LIMIT ?`, after, n)
+	rows, err := c.db.Reader.QueryContext(ctx, `SELECT o.seq, o.id, o.collection, o.record_id, b.body
+		FROM outbox o JOIN outbox_bodies b ON b.seq = o.seq
+		WHERE o.acked_seq IS NULL AND o.seq > ? ORDER BY o.seq LIMIT ?`, after, n)
 	if err != nil {
 		return nil, 0, fmt.Errorf("outbox: %w", err)
 	}
@@ -576,7 +587,8 @@ const maxPushBytes = syncproto.MaxFrameBytes / 4
 
 // pendingTx returns, decoded, every queued write the server has not applied.
 func (c *Client) pendingTx(ctx context.Context, tx *sqlitedb.Tx) ([]syncproto.Mutation, error) {
-	return decodeOutbox(ctx, tx, `SELECT body FROM outbox WHERE acked_seq IS NULL ORDER BY seq`)
+	return decodeOutbox(ctx, tx, `SELECT b.body FROM outbox o JOIN outbox_bodies b ON b.seq = o.seq
+		WHERE o.acked_seq IS NULL ORDER BY o.seq`)
 }
 
 // cursors returns the replica's cursor per scope.

@@ -368,7 +368,8 @@ func (c *Client) restampPending(ctx context.Context, tx *sqlitedb.Tx) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET body = ? WHERE id = ?`, body, m.ID); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE outbox_bodies SET body = ? WHERE seq = (SELECT seq FROM outbox WHERE id = ?)`,
+			body, m.ID); err != nil {
 			return fmt.Errorf("restamp %s: %w", m.ID, err)
 		}
 		touched.add(RecordKey{Collection: m.Collection, ID: m.Record})

@@ -786,7 +786,7 @@ func (s *sim) writeOps(r *simReplica, ops []client.Op) {
 	if err != nil {
 		t.Fatalf("%s: write of %d ops (first %+v): %v", r.name, len(ops), ops[0], err)
 	}
-	rows, err := r.c.Query(ctx, `SELECT body FROM outbox ORDER BY seq DESC LIMIT ?`, len(ops))
+	rows, err := r.c.Query(ctx, `SELECT body FROM outbox_bodies ORDER BY seq DESC LIMIT ?`, len(ops))
 	if err != nil {
 		t.Fatalf("%s: read outbox: %v", r.name, err)
 	}
