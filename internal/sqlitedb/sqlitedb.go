@@ -216,8 +216,8 @@ func (db *DB) Checkpoint(ctx context.Context, mode string) error {
 // BeginWrite begins a transaction on the writer connection, with SQLite's
 // durability set to sync for it and the transactions after it. Its Commit
 // tells the checkpointer. The transaction does not end when ctx does: each
-// statement checks ctx, and the caller rolls back. Close releases the
-// connection.
+// statement and Commit check ctx, and the caller rolls back. Close releases
+// the connection.
 func (db *DB) BeginWrite(ctx context.Context, sync Synchronous) (*Tx, error) {
 	conn, err := db.Writer.Conn(ctx)
 	if err != nil {
@@ -239,7 +239,7 @@ func (db *DB) BeginWrite(ctx context.Context, sync Synchronous) (*Tx, error) {
 	}
 	t := NewTx(sqlTx)
 	t.wrote = db.wrote
-	t.w = &writer{conn: conn, stmts: make(map[string]driver.Stmt)}
+	t.w = &writer{ctx: ctx, conn: conn, stmts: make(map[string]driver.Stmt)}
 	t.w.run = t.w.exec
 	return t, nil
 }
@@ -341,7 +341,15 @@ type Tx struct {
 
 // Commit commits the transaction and, for a writer's, wakes the
 // checkpointer.
+// A writer's transaction whose context is done is rolled back instead.
 func (t *Tx) Commit() error {
+	if t.w != nil {
+		t.w.done = true
+		if err := t.w.ctx.Err(); err != nil {
+			t.Tx.Rollback()
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
 	if err := t.Tx.Commit(); err != nil {
 		return err
 	}
@@ -350,6 +358,14 @@ func (t *Tx) Commit() error {
 	default: // nil, or a checkpoint is due already
 	}
 	return nil
+}
+
+// Rollback rolls the transaction back.
+func (t *Tx) Rollback() error {
+	if t.w != nil {
+		t.w.done = true
+	}
+	return t.Tx.Rollback()
 }
 
 // NewTx wraps tx; Close releases its statements.
@@ -394,10 +410,13 @@ func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 // record -3%). Close finalizes the statements before the connection goes
 // back to the pool.
 func (t *Tx) execRaw(ctx context.Context, query string, args []any) (sql.Result, error) {
+	w := t.w
+	if w.done {
+		return nil, sql.ErrTxDone // the connection would run it outside any transaction
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	w := t.w
 	w.query, w.vals = query, w.vals[:0]
 	for i, a := range args {
 		v, err := driverValue(a)
@@ -417,6 +436,8 @@ func (t *Tx) execRaw(ctx context.Context, query string, args []any) (sql.Result,
 // exec, which sql.Conn.Raw calls (bound once, it costs no allocation per
 // statement, and neither do the arguments).
 type writer struct {
+	ctx   context.Context // BeginWrite's: Commit checks it
+	done  bool            // committed or rolled back
 	conn  *sql.Conn
 	stmts map[string]driver.Stmt
 	query string
@@ -433,6 +454,10 @@ func (w *writer) exec(dc any) error {
 			return err
 		}
 		w.stmts[w.query] = s
+	}
+	// go-sqlite3 would bind NULL to placeholders left without an argument.
+	if n := s.NumInput(); n >= 0 && n != len(w.vals) {
+		return fmt.Errorf("sql: expected %d arguments, got %d", n, len(w.vals))
 	}
 	var err error
 	w.res, err = s.(driver.StmtExecContext).ExecContext(context.Background(), w.vals)

@@ -165,9 +165,9 @@ func TestBeginWrite_StoresArgumentsAsDatabaseSQL(t *testing.T) {
 }
 
 // TestBeginWrite_FollowsContext checks that once the context of a writer's
-// transaction is done its statements fail with the context's error, that
-// nothing of it is kept, and that the writer connection serves the next
-// transaction.
+// transaction is done its statements and its commit fail with the
+// context's error, that nothing of it is kept, and that the writer
+// connection serves the next transaction.
 func TestBeginWrite_FollowsContext(t *testing.T) {
 	db, _ := openWritten(t, 10, 10, 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -182,8 +182,8 @@ func TestBeginWrite_FollowsContext(t *testing.T) {
 	if _, err := tx.Exec(ctx, `INSERT INTO t (v) VALUES (?)`, "after"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("statement after cancel: %v, want context.Canceled", err)
 	}
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
+	if err := tx.Commit(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("commit after cancel: %v, want context.Canceled", err)
 	}
 	tx.Close()
 
@@ -224,5 +224,47 @@ func TestBeginWrite_ReportsSQLiteErrors(t *testing.T) {
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO nowhere VALUES (?)`, 1); err == nil {
 		t.Fatal("a statement on a missing table succeeded")
+	}
+}
+
+// TestBeginWrite_RefusesMisuse checks what database/sql refused before a
+// writer's transaction ran statements itself: a statement given too few
+// arguments (go-sqlite3 would bind NULL to the rest), and one executed
+// after Commit or Rollback (the connection would run it on its own,
+// outside any transaction). Neither may store anything.
+func TestBeginWrite_RefusesMisuse(t *testing.T) {
+	db, _ := openWritten(t, 0, 0, 1)
+	ctx := context.Background()
+	tx, err := db.BeginWrite(ctx, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO t (v) VALUES (? || ?)`, "one"); err == nil {
+		t.Error("a statement with two placeholders ran with one argument")
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO t (v) VALUES (?)`, "one", "two"); err == nil {
+		t.Error("a statement with one placeholder ran with two arguments")
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO t (v) VALUES (?)`, "after commit"); !errors.Is(err, sql.ErrTxDone) {
+		t.Errorf("a statement after commit: %v, want sql.ErrTxDone", err)
+	}
+	tx.Close()
+	tx, err = db.BeginWrite(ctx, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO t (v) VALUES (?)`, "after rollback"); !errors.Is(err, sql.ErrTxDone) {
+		t.Errorf("a statement after rollback: %v, want sql.ErrTxDone", err)
+	}
+	tx.Close()
+	var n int
+	if err := db.Reader.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rows stored: %d, %v; want 0", n, err)
 	}
 }
