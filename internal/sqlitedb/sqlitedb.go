@@ -340,13 +340,13 @@ type Tx struct {
 }
 
 // Commit commits the transaction and, for a writer's, wakes the
-// checkpointer.
-// A writer's transaction whose context is done is rolled back instead.
+// checkpointer; a writer's transaction whose context is done is rolled
+// back instead.
 func (t *Tx) Commit() error {
 	if t.w != nil {
 		t.w.done = true
 		if err := t.w.ctx.Err(); err != nil {
-			t.Tx.Rollback()
+			_ = t.Tx.Rollback()
 			return fmt.Errorf("commit: %w", err)
 		}
 	}
