@@ -65,7 +65,7 @@ func (c *Client) wipeIfRevoked(ctx context.Context, err error) error {
 // so the erased data does not linger in free pages.
 func (c *Client) wipe(ctx context.Context) error {
 	err := c.inTx(ctx, sqlitedb.SyncFull, func(tx *sqlitedb.Tx) error {
-		for _, table := range []string{"replica_records", "outbox", "rejected", "conflicts", "cursors", "meta"} {
+		for _, table := range []string{"replica_records", "outbox_bodies", "outbox", "rejected", "conflicts", "cursors", "meta"} {
 			if _, err := tx.Exec(ctx, "DELETE FROM "+table); err != nil {
 				return fmt.Errorf("wipe %s: %w", table, err)
 			}

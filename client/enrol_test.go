@@ -113,7 +113,7 @@ func TestClient_RevokedDeviceIsWiped(t *testing.T) {
 func assertWiped(t *testing.T, c *client.Client) {
 	t.Helper()
 	ctx := context.Background()
-	for _, table := range []string{"replica_records", "outbox", "cursors", "rejected", "conflicts"} {
+	for _, table := range []string{"replica_records", "outbox", "outbox_bodies", "cursors", "rejected", "conflicts"} {
 		rows, err := c.Query(ctx, "SELECT count(*) FROM "+table)
 		if err != nil {
 			t.Fatal(err)
