@@ -32,6 +32,32 @@ func FuzzValue(f *testing.F) {
 	})
 }
 
+// agreesWithJSON checks a fast parser against encoding/json on frame: when
+// the parser accepts it, encoding/json must decode the same message.
+// normalize, if not nil, evens out what the two may differ in (an empty
+// list read as nil or as []); part picks what a failure shows of each.
+func agreesWithJSON(t *testing.T, frame []byte, parse func([]byte) (*Message, bool), part func(*Message) any,
+	normalize func(fast, slow *Message)) {
+	t.Helper()
+	if !utf8.Valid(frame) { // Decode refuses such frames before parsing
+		return
+	}
+	fast, ok := parse(frame)
+	if !ok {
+		return
+	}
+	var slow Message
+	if err := json.Unmarshal(frame, &slow); err != nil {
+		t.Fatalf("fast parser accepted what encoding/json refuses (%v): %q", err, frame)
+	}
+	if normalize != nil {
+		normalize(fast, &slow)
+	}
+	if !reflect.DeepEqual(fast, &slow) {
+		t.Fatalf("fast parser disagrees with encoding/json on %q:\nfast %+v\nslow %+v", frame, part(fast), part(&slow))
+	}
+}
+
 // FuzzDecodePage checks the fast page parser against encoding/json: when it
 // accepts a frame, encoding/json must decode the same message.
 func FuzzDecodePage(f *testing.F) {
@@ -49,23 +75,11 @@ func FuzzDecodePage(f *testing.F) {
 	}
 	f.Add([]byte(`{"type":"page","page":{"changes":[{"collection":"x","id":"y","seq":1,"data":{"a":"\"}"},"stamps":{}}],"cursors":{}}}`))
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		if !utf8.Valid(frame) { // Decode refuses such frames before parsing
-			return
-		}
-		fast, ok := decodePage(frame)
-		if !ok {
-			return
-		}
-		var slow Message
-		if err := json.Unmarshal(frame, &slow); err != nil {
-			t.Fatalf("fast parser accepted what encoding/json refuses (%v): %q", err, frame)
-		}
-		if len(fast.Page.Changes) == 0 && len(slow.Page.Changes) == 0 {
-			fast.Page.Changes, slow.Page.Changes = nil, nil
-		}
-		if !reflect.DeepEqual(fast, &slow) {
-			t.Fatalf("fast parser disagrees with encoding/json on %q:\nfast %+v\nslow %+v", frame, fast.Page, slow.Page)
-		}
+		agreesWithJSON(t, frame, decodePage, func(m *Message) any { return m.Page }, func(fast, slow *Message) {
+			if len(fast.Page.Changes) == 0 && len(slow.Page.Changes) == 0 {
+				fast.Page.Changes, slow.Page.Changes = nil, nil
+			}
+		})
 	})
 }
 
@@ -105,24 +119,12 @@ func FuzzDecodePush(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		if !utf8.Valid(frame) { // Decode refuses such frames before parsing
-			return
-		}
-		fast, ok := decodePush(frame)
-		if !ok {
-			return
-		}
-		var slow Message
-		if err := json.Unmarshal(frame, &slow); err != nil {
-			t.Fatalf("fast parser accepted what encoding/json refuses (%v): %q", err, frame)
-		}
-		checkedJSON(t, fast)
-		if len(fast.Push.Mutations) == 0 && len(slow.Push.Mutations) == 0 {
-			fast.Push.Mutations, slow.Push.Mutations = nil, nil
-		}
-		if !reflect.DeepEqual(fast, &slow) {
-			t.Fatalf("fast parser disagrees with encoding/json on %q:\nfast %+v\nslow %+v", frame, fast.Push, slow.Push)
-		}
+		agreesWithJSON(t, frame, decodePush, func(m *Message) any { return m.Push }, func(fast, slow *Message) {
+			checkedJSON(t, fast)
+			if len(fast.Push.Mutations) == 0 && len(slow.Push.Mutations) == 0 {
+				fast.Push.Mutations, slow.Push.Mutations = nil, nil
+			}
+		})
 	})
 }
 
@@ -135,20 +137,7 @@ func FuzzDecodeResult(f *testing.F) {
 	}
 	f.Add([]byte(`{"type":"result","result":{"results":[{"id":"a\"b","status":"applied"}]}}`))
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		if !utf8.Valid(frame) { // Decode refuses such frames before parsing
-			return
-		}
-		fast, ok := decodeResult(frame)
-		if !ok {
-			return
-		}
-		var slow Message
-		if err := json.Unmarshal(frame, &slow); err != nil {
-			t.Fatalf("fast parser accepted what encoding/json refuses (%v): %q", err, frame)
-		}
-		if !reflect.DeepEqual(fast, &slow) {
-			t.Fatalf("fast parser disagrees with encoding/json on %q:\nfast %+v\nslow %+v", frame, fast.Result, slow.Result)
-		}
+		agreesWithJSON(t, frame, decodeResult, func(m *Message) any { return m.Result }, nil)
 	})
 }
 
