@@ -14,6 +14,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/ponte-project/ponte/client"
+	"github.com/ponte-project/ponte/internal/sqlitedb"
 	"github.com/ponte-project/ponte/internal/testenv"
 	"github.com/ponte-project/ponte/records"
 	"github.com/ponte-project/ponte/server"
@@ -194,16 +195,10 @@ func TestClient_RegisterAndAttendanceRates(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", query, err)
 			}
-			var plan []string
-			for rows.Next() {
-				var id, parent, unused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
+			plan, err := sqlitedb.QueryPlan(rows)
+			if err != nil {
+				t.Fatal(err)
 			}
-			rows.Close()
 			if !strings.Contains(strings.Join(plan, "; "), index) {
 				t.Errorf("%s: plan %q does not use %s", query, plan, index)
 			}

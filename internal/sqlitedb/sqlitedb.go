@@ -514,6 +514,23 @@ func (t *Tx) Close() {
 	t.w = nil
 }
 
+// QueryPlan reads the rows of an EXPLAIN QUERY PLAN statement: the detail
+// of each step, such as "SEARCH records USING INDEX records_by_hash
+// (key_hash=?)". Tests use it to check that queries use their indexes.
+func QueryPlan(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return nil, fmt.Errorf("query plan: %w", err)
+		}
+		plan = append(plan, detail)
+	}
+	return plan, rows.Err()
+}
+
 // Placeholders returns n copies of one ("?" or "(?, ?)") separated by
 // commas, for IN lists and multi-row VALUES.
 func Placeholders(n int, one string) string {

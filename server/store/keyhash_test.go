@@ -97,16 +97,10 @@ func TestStore_LooksUpRecordsByHash(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
+		plan, err := sqlitedb.QueryPlan(rows)
+		if err != nil {
+			t.Fatal(err)
 		}
-		rows.Close()
 		if !strings.Contains(strings.Join(plan, "; "), "records_by_hash") || strings.Contains(strings.Join(plan, "; "), "SCAN") {
 			t.Errorf("%s: plan %q, want records_by_hash and no scan", name, plan)
 		}
