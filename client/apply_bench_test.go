@@ -47,7 +47,7 @@ func BenchmarkClient_ApplyPage(b *testing.B) {
 		p := page()
 		b.StartTimer()
 		if err := c.inTx(context.Background(), sqlitedb.SyncNormal, func(tx *sqlitedb.Tx) error {
-			_, err := c.applyPage(context.Background(), tx, p)
+			_, err := c.applyPages(context.Background(), tx, p)
 			return err
 		}); err != nil {
 			b.Fatal(err)

@@ -204,10 +204,11 @@ func recompute(ctx context.Context, tx *sqlitedb.Tx, collection, id string, inco
 	return storeRow(ctx, tx, collection, id, seq, confirmed, overlay(confirmed, pending), len(pending) > 0)
 }
 
-// applyPage applies changes from the server and the cursors that follow
-// them, in the caller's transaction. A change older than the copy held is
-// skipped, so pages and live changes may overlap or repeat.
-func (c *Client) applyPage(ctx context.Context, tx *sqlitedb.Tx, page *syncproto.Page) ([]RecordKey, error) {
+// applyPages applies pages of changes from the server, each with the
+// cursors that follow it, in order in the caller's transaction. A change
+// older than the copy held is skipped, so pages and live changes may overlap
+// or repeat.
+func (c *Client) applyPages(ctx context.Context, tx *sqlitedb.Tx, pages ...*syncproto.Page) ([]RecordKey, error) {
 	withPending := map[[2]string]bool{}
 	rows, err := tx.Query(ctx, `SELECT DISTINCT collection, record_id FROM outbox`)
 	if err != nil {
@@ -223,7 +224,25 @@ func (c *Client) applyPage(ctx context.Context, tx *sqlitedb.Tx, page *syncproto
 	}
 	rows.Close()
 
-	changed := make([]RecordKey, 0, len(page.Changes))
+	n := 0
+	for _, page := range pages {
+		n += len(page.Changes)
+	}
+	changed := make([]RecordKey, 0, n)
+	for _, page := range pages {
+		var err error
+		if changed, err = c.applyChanges(ctx, tx, page, withPending, changed); err != nil {
+			return nil, err
+		}
+	}
+	return changed, nil
+}
+
+// applyChanges applies one page for applyPages, appending the keys of the
+// records it changed to changed; withPending holds the keys of records with
+// queued writes.
+func (c *Client) applyChanges(ctx context.Context, tx *sqlitedb.Tx, page *syncproto.Page,
+	withPending map[[2]string]bool, changed []RecordKey) ([]RecordKey, error) {
 	for i := range page.Changes {
 		ch := &page.Changes[i]
 		key := [2]string{ch.Collection, ch.ID}

@@ -24,7 +24,7 @@ func TestApplyPage_RefusesInconsistentRecords(t *testing.T) {
 	defer c.Close()
 	apply := func(ch syncproto.Change) error {
 		return c.inTx(context.Background(), sqlitedb.SyncNormal, func(tx *sqlitedb.Tx) error {
-			_, err := c.applyPage(context.Background(), tx, &syncproto.Page{Changes: []syncproto.Change{ch},
+			_, err := c.applyPages(context.Background(), tx, &syncproto.Page{Changes: []syncproto.Change{ch},
 				Cursors: map[string]int64{"all": ch.Seq}})
 			return err
 		})

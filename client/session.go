@@ -25,7 +25,7 @@ const Version = "ponte-go/0.1"
 const (
 	pushBatch   = 1000
 	maxInflight = 16
-	pullPages   = 4 // pages asked for per pull
+	pullPages   = syncproto.MaxPullPages // pages asked for per pull
 	// maxPagesPerTx bounds how many pages already received are applied in
 	// one transaction. On a fast link pages queue up while one is applied,
 	// and a commit per page then costs more than applying the page: the
@@ -557,7 +557,7 @@ func (s *round) handle(ctx context.Context, m *syncproto.Message) error {
 				break gather
 			}
 		}
-		if err := s.apply(ctx, joinPages(pages), !m.Page.More); err != nil {
+		if err := s.apply(ctx, pages, !m.Page.More); err != nil {
 			return err
 		}
 		if !m.Page.More {
@@ -567,7 +567,7 @@ func (s *round) handle(ctx context.Context, m *syncproto.Message) error {
 			}
 		}
 	case syncproto.TypeChanges:
-		if err := s.apply(ctx, m.Page, true); err != nil {
+		if err := s.apply(ctx, []*syncproto.Page{m.Page}, true); err != nil {
 			return err
 		}
 	case syncproto.TypeError:
@@ -595,35 +595,14 @@ func (s *round) received(ctx context.Context, m *syncproto.Message) error {
 	return nil
 }
 
-// joinPages returns consecutive pages as one: their changes in order, and
-// for each scope the furthest cursor.
-func joinPages(pages []*syncproto.Page) *syncproto.Page {
-	if len(pages) == 1 {
-		return pages[0]
-	}
-	n := 0
-	for _, p := range pages {
-		n += len(p.Changes)
-	}
-	out := &syncproto.Page{Changes: make([]syncproto.Change, 0, n), Cursors: map[string]int64{}}
-	for _, p := range pages {
-		out.Changes = append(out.Changes, p.Changes...)
-		for k, seq := range p.Cursors {
-			out.Cursors[k] = max(out.Cursors[k], seq)
-		}
-		out.More = p.More
-	}
-	return out
-}
-
-// apply applies a page in one transaction with its cursors; current marks
-// the replica as synced as of now.
-func (s *round) apply(ctx context.Context, page *syncproto.Page, current bool) error {
+// apply applies consecutive pages in one transaction with their cursors;
+// current marks the replica as synced as of now.
+func (s *round) apply(ctx context.Context, pages []*syncproto.Page, current bool) error {
 	c := s.c
 	var keys []RecordKey
 	err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sqlitedb.Tx) error {
 		var err error
-		if keys, err = c.applyPage(ctx, tx, page); err != nil {
+		if keys, err = c.applyPages(ctx, tx, pages...); err != nil {
 			return err
 		}
 		if current {
