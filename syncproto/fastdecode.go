@@ -268,6 +268,12 @@ func (p *fastParser) skip(depth int) bool {
 // skipString reads a string: no control bytes, only JSON's escapes.
 func (p *fastParser) skipString() bool {
 	for p.i++; p.i < len(p.b); p.i++ {
+		for p.i < len(p.b) && plainByte[p.b[p.i]] { // the run of bytes that need no look
+			p.i++
+		}
+		if p.i == len(p.b) {
+			break
+		}
 		switch c := p.b[p.i]; {
 		case c == '"':
 			p.i++
@@ -298,6 +304,15 @@ func (p *fastParser) skipString() bool {
 	}
 	return false
 }
+
+// plainByte marks the bytes that stand for themselves inside a JSON string:
+// all but control characters, the quote and the backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 

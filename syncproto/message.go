@@ -541,14 +541,21 @@ func ValidID(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') &&
-			c != '-' && c != '.' && c != '_' && c != ':' {
+		if !idByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// idByte marks the bytes a record identifier may hold.
+var idByte = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == ':'
+	}
+	return t
+}()
 
 // appendPage writes a page without encoding/json, which would re-validate
 // every change's data: pages are the bulk of what a server sends. It gives

@@ -501,3 +501,27 @@ func TestErrors(t *testing.T) {
 		}
 	})
 }
+
+// Record identifiers are 1 to MaxIDLen letters, digits and "-._:", every
+// other byte refused wherever it stands.
+func TestValidID(t *testing.T) {
+	for _, id := range []string{"a", "Z", "0", "p-1", "2026.11_x:y", "0b7c2b1e-5d7f-4a53-9e8e-0d1c9f1a2b3c",
+		strings.Repeat("x", syncproto.MaxIDLen)} {
+		if !syncproto.ValidID(id) {
+			t.Errorf("ValidID(%q) = false, want true", id)
+		}
+	}
+	for _, id := range []string{"", strings.Repeat("x", syncproto.MaxIDLen+1)} {
+		if syncproto.ValidID(id) {
+			t.Errorf("ValidID(%q) = true, want false", id)
+		}
+	}
+	for c := range 256 {
+		allowed := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._:", byte(c)) >= 0
+		for _, id := range []string{string([]byte{byte(c)}), "ab" + string([]byte{byte(c)}), string([]byte{byte(c)}) + "ab"} {
+			if got := syncproto.ValidID(id); got != allowed {
+				t.Errorf("ValidID(%q) = %v, want %v", id, got, allowed)
+			}
+		}
+	}
+}
