@@ -223,6 +223,9 @@ func (c *Client) applyPages(ctx context.Context, tx *sqlitedb.Tx, pages ...*sync
 		withPending[k] = true
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("apply page: %w", err)
+	}
 
 	n := 0
 	for _, page := range pages {
@@ -230,7 +233,6 @@ func (c *Client) applyPages(ctx context.Context, tx *sqlitedb.Tx, pages ...*sync
 	}
 	changed := make([]RecordKey, 0, n)
 	for _, page := range pages {
-		var err error
 		if changed, err = c.applyChanges(ctx, tx, page, withPending, changed); err != nil {
 			return nil, err
 		}
