@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -31,9 +30,8 @@ func BenchmarkClient_ApplyPage(b *testing.B) {
 		p := &syncproto.Page{Cursors: map[string]int64{}}
 		for range 5000 {
 			seq++
-			rec := syncproto.Record{Data: map[string]json.RawMessage{}, Stamps: map[string]syncproto.Stamp{}}
-			for k, v := range sampledata.Person(r, sites) {
-				rec.Data[k], _ = json.Marshal(v)
+			rec := syncproto.Record{Data: sampledata.PersonData(r, sites), Stamps: map[string]syncproto.Stamp{}}
+			for k := range rec.Data {
 				rec.Stamps[k] = st
 			}
 			p.Changes = append(p.Changes, syncproto.NewChange("persons", uuid.NewString(), seq, rec))

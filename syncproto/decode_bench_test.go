@@ -1,7 +1,6 @@
 package syncproto_test
 
 import (
-	"encoding/json"
 	"math/rand/v2"
 	"testing"
 
@@ -19,9 +18,8 @@ func BenchmarkDecode_Page(b *testing.B) {
 	st := syncproto.Stamp{Wall: 1763900000000, Node: "0123456789abcdef0123456789abcdef"}
 	page := &syncproto.Page{Cursors: map[string]int64{"all": syncproto.MaxPage}}
 	for i := range syncproto.MaxPage {
-		rec := syncproto.Record{Data: map[string]json.RawMessage{}, Stamps: map[string]syncproto.Stamp{}}
-		for k, v := range sampledata.Person(r, sites) {
-			rec.Data[k], _ = json.Marshal(v)
+		rec := syncproto.Record{Data: sampledata.PersonData(r, sites), Stamps: map[string]syncproto.Stamp{}}
+		for k := range rec.Data {
 			rec.Stamps[k] = st
 		}
 		page.Changes = append(page.Changes, syncproto.NewChange("persons", uuid.NewString(), int64(i+1), rec))

@@ -2,6 +2,7 @@
 package sampledata
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -57,6 +58,15 @@ func Person(r *rand.Rand, sites []string) map[string]any {
 		p["notes"] = note
 	}
 	return p
+}
+
+// PersonData returns a Person as a put carries it: each field's JSON.
+func PersonData(r *rand.Rand, sites []string) map[string]json.RawMessage {
+	data := map[string]json.RawMessage{}
+	for k, v := range Person(r, sites) {
+		data[k], _ = json.Marshal(v) // strings, bools and string slices
+	}
+	return data
 }
 
 // Appointment returns a realistic, valid appointment (records.Appointment)

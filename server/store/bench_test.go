@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"encoding/json"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -33,10 +32,7 @@ func BenchmarkStore_Apply(b *testing.B) {
 		muts := make([]syncproto.Mutation, batch)
 		now := time.Now().UnixMilli()
 		for i := range muts {
-			data := map[string]json.RawMessage{}
-			for k, v := range sampledata.Person(r, sites) {
-				data[k], _ = json.Marshal(v)
-			}
+			data := sampledata.PersonData(r, sites)
 			// Mutation ids are UUIDv7 as clients make them; record ids random.
 			muts[i] = syncproto.Mutation{ID: uuid.Must(uuid.NewV7()).String(), Collection: "persons",
 				Record: uuid.NewString(), Op: syncproto.OpPut, Data: data,
@@ -76,10 +72,7 @@ func BenchmarkStore_Pull(b *testing.B) {
 	for range 10 {
 		muts := make([]syncproto.Mutation, 1000)
 		for i := range muts {
-			data := map[string]json.RawMessage{}
-			for k, v := range sampledata.Person(r, sites) {
-				data[k], _ = json.Marshal(v)
-			}
+			data := sampledata.PersonData(r, sites)
 			muts[i] = syncproto.Mutation{ID: uuid.NewString(), Collection: "persons", Record: uuid.NewString(),
 				Op: syncproto.OpPut, Data: data, Stamp: syncproto.Stamp{Wall: now, Counter: uint16(i), Node: node}}
 		}
