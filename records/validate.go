@@ -139,6 +139,9 @@ func (c *collection) decode(data map[string]json.RawMessage) (any, []syncproto.F
 				field.Set(reflect.ValueOf(list))
 				continue
 			}
+		} else if field.Kind() == reflect.Bool && (string(raw) == "true" || string(raw) == "false") {
+			field.SetBool(string(raw) == "true")
+			continue
 		}
 		if err := json.Unmarshal(raw, field.Addr().Interface()); err != nil {
 			bad = append(bad, syncproto.FieldError{Field: name, Rule: "type", Param: kindName(c.typ.Field(i).Type)})
