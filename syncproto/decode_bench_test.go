@@ -36,3 +36,28 @@ func BenchmarkDecode_Page(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*syncproto.MaxPage), "ns/change")
 }
+
+// BenchmarkDecode_Push measures decoding a push of 1000 intake forms, the
+// server's work per push frame before it judges and applies the writes.
+func BenchmarkDecode_Push(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	sites := []string{uuid.NewString(), uuid.NewString()}
+	muts := make([]syncproto.Mutation, syncproto.MaxBatch)
+	for i := range muts {
+		muts[i] = syncproto.Mutation{ID: uuid.Must(uuid.NewV7()).String(), Collection: "persons", Record: uuid.NewString(),
+			Op: syncproto.OpPut, Data: sampledata.PersonData(r, sites),
+			Stamp: syncproto.Stamp{Wall: 1763900000000, Counter: uint16(i), Node: "0123456789abcdef0123456789abcdef"}}
+	}
+	frame, err := syncproto.Encode(&syncproto.Message{Type: syncproto.TypePush, Re: 1, Push: &syncproto.Push{Mutations: muts}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := syncproto.Decode(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*syncproto.MaxBatch), "ns/mutation")
+}
