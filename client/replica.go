@@ -435,7 +435,7 @@ func isObject(b json.RawMessage) bool {
 type queued struct {
 	seq                    int64 // the outbox row
 	id, collection, record string
-	body                   []byte
+	body                   string
 }
 
 // applyResults records the server's answers to a push: applied writes wait
@@ -447,7 +447,8 @@ func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []queue
 	}
 	now := c.opts.Now().UnixMilli()
 	var (
-		touched, recomp keySet
+		touched         = keySet{seen: make(map[RecordKey]bool, len(sent))}
+		recomp          keySet
 		acks            []any // outbox row and server seq of each applied write
 	)
 	for i, r := range results {
@@ -544,7 +545,7 @@ func acknowledge(ctx context.Context, tx *sqlitedb.Tx, acks []any, recomp *keySe
 // restampQueued gives a queued write the stamp the server applied it with.
 func restampQueued(ctx context.Context, tx *sqlitedb.Tx, q queued, stamp syncproto.Stamp) error {
 	var m syncproto.Mutation
-	if err := json.Unmarshal(q.body, &m); err != nil {
+	if err := json.Unmarshal([]byte(q.body), &m); err != nil {
 		return fmt.Errorf("restamp %s: %w", q.id, err)
 	}
 	m.Stamp = stamp
@@ -578,7 +579,9 @@ func (s *keySet) add(k RecordKey) {
 // yet that come after outbox position after, oldest first, at most
 // maxPushBytes of them, and the position of the last one.
 func (c *Client) pendingAfter(ctx context.Context, after int64, n int) ([]queued, int64, error) {
-	rows, err := c.db.Reader.QueryContext(ctx, `SELECT o.seq, o.id, o.collection, o.record_id, b.body
+	// The body is read as text: go-sqlite3 copies it out of SQLite once,
+	// where a blob scanned into a []byte is copied twice.
+	rows, err := c.db.Reader.QueryContext(ctx, `SELECT o.seq, o.id, o.collection, o.record_id, CAST(b.body AS TEXT)
 		FROM outbox o JOIN outbox_bodies b ON b.seq = o.seq
 		WHERE o.acked_seq IS NULL AND o.seq > ? ORDER BY o.seq LIMIT ?`, after, n)
 	if err != nil {
@@ -586,7 +589,7 @@ func (c *Client) pendingAfter(ctx context.Context, after int64, n int) ([]queued
 	}
 	defer rows.Close()
 	var (
-		out  []queued
+		out  = make([]queued, 0, min(n, syncproto.MaxBatch))
 		last int64
 		size int
 	)

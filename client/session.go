@@ -437,6 +437,7 @@ type round struct {
 	re        uint64
 	inflight  []pushed // pushes awaiting their results, oldest first
 	sent      int64    // outbox seq of the last write pushed
+	frame     []byte   // the last push frame: WriteMessage is done with it when it returns
 	pulling   bool
 	pullRe    uint64
 	pagesLeft int // pages still to come for the pull in flight
@@ -466,21 +467,23 @@ func (s *round) push(ctx context.Context) error {
 		}
 		p := pushed{re: s.next(), muts: batch}
 		s.inflight, s.sent = append(s.inflight, p), last
-		if err := writeFrame(s.ws, encodePush(p), "push"); err != nil {
+		s.frame = encodePush(s.frame[:0], p)
+		if err := writeFrame(s.ws, s.frame, "push"); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// encodePush writes a push frame around the queued bodies as stored: they
-// are encoding/json's output of valid mutations, so they need no re-encoding.
-func encodePush(p pushed) []byte {
+// encodePush appends to b a push frame around the queued bodies as stored:
+// they are encoding/json's output of valid mutations, so they need no
+// re-encoding.
+func encodePush(b []byte, p pushed) []byte {
 	size := 64
 	for _, q := range p.muts {
 		size += len(q.body) + 1
 	}
-	b := make([]byte, 0, size)
+	b = slices.Grow(b, size)
 	b = append(b, `{"type":"push","re":`...)
 	b = strconv.AppendUint(b, p.re, 10)
 	b = append(b, `,"push":{"mutations":[`...)

@@ -72,8 +72,12 @@ func decodePush(frame []byte) (*Message, bool) {
 // left to encoding/json.
 func decodeResult(frame []byte) (*Message, bool) {
 	p := fastParser{b: frame}
-	m := &Message{Type: TypeResult, Result: &Result{Results: []MutationResult{}}}
-	ok := p.lit(`{"type":"result"`) && p.re(m) && p.lit(`,"result":{"results":[`) && p.list(`]`, func() bool {
+	if !p.lit(`{"type":"result"`) {
+		return nil, false
+	}
+	n := min(bytes.Count(frame, []byte(`{"id":`)), MaxBatch) // as in decodePage
+	m := &Message{Type: TypeResult, Result: &Result{Results: make([]MutationResult, 0, n)}}
+	ok := p.re(m) && p.lit(`,"result":{"results":[`) && p.list(`]`, func() bool {
 		var r MutationResult
 		var ok bool
 		if !p.lit(`{"id":`) {
@@ -82,11 +86,18 @@ func decodeResult(frame []byte) (*Message, bool) {
 		if r.ID, ok = p.plainString(); !ok || !p.lit(`,"status":`) {
 			return false
 		}
-		status, ok := p.plainString()
-		if !ok {
-			return false
+		switch { // the common statuses without allocating them
+		case p.lit(`"applied"`):
+			r.Status = StatusApplied
+		case p.lit(`"duplicate"`):
+			r.Status = StatusDuplicate
+		default:
+			status, ok := p.plainString()
+			if !ok {
+				return false
+			}
+			r.Status = Status(status)
 		}
-		r.Status = Status(status)
 		if p.lit(`,"seq":`) {
 			if r.Seq, ok = p.int64(); !ok {
 				return false

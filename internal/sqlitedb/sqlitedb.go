@@ -418,6 +418,9 @@ func (t *Tx) execRaw(ctx context.Context, query string, args []any) (sql.Result,
 		return nil, err
 	}
 	w.query, w.vals = query, w.vals[:0]
+	if cap(w.vals) < len(args) { // one allocation, not a chain of them
+		w.vals = make([]driver.NamedValue, 0, len(args))
+	}
 	for i, a := range args {
 		v, err := driverValue(a)
 		if err != nil {
