@@ -174,10 +174,10 @@ const maxGroup = 8 * syncproto.MaxBatch
 // is not a push, for the caller to handle next.
 func (s *session) handlePushes(ctx context.Context, m *syncproto.Message, reqs <-chan *syncproto.Message) (*syncproto.Message, error) {
 	group := []*syncproto.Message{m}
-	muts := m.Push.Mutations
+	count := len(m.Push.Mutations)
 	var next *syncproto.Message
 gather:
-	for len(muts) < maxGroup {
+	for count < maxGroup {
 		select {
 		case n, ok := <-reqs:
 			if !ok {
@@ -188,9 +188,16 @@ gather:
 				break gather
 			}
 			group = append(group, n)
-			muts = append(muts, n.Push.Mutations...)
+			count += len(n.Push.Mutations)
 		default:
 			break gather
+		}
+	}
+	muts := m.Push.Mutations
+	if len(group) > 1 { // one slice of the group's size, not one regrown per push
+		muts = make([]syncproto.Mutation, 0, count)
+		for _, p := range group {
+			muts = append(muts, p.Push.Mutations...)
 		}
 	}
 	results, err := s.srv.store.Apply(ctx, s.actor, muts)

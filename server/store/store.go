@@ -532,23 +532,27 @@ func (s *Store) Pull(ctx context.Context, held []string, cursors map[string]int6
 	defer rows.Close()
 	page := &syncproto.Page{Changes: make([]syncproto.Change, 0, min(limit, 256))}
 	size := 0
+	// One set of scan targets for all rows: declared in the loop, each
+	// row's escaped to the heap.
+	var (
+		c       syncproto.Change
+		deleted string
+	)
+	dest := []any{&c.Collection, &c.ID, &c.Seq, (*[]byte)(&c.Data), (*[]byte)(&c.Stamps), &deleted}
 	for rows.Next() {
 		if len(page.Changes) == limit || size > syncproto.MaxPageBytes {
 			page.More = true
 			break
 		}
-		var (
-			c       syncproto.Change
-			deleted string
-			data    []byte
-			stamps  []byte
-		)
-		if err := rows.Scan(&c.Collection, &c.ID, &c.Seq, &data, &stamps, &deleted); err != nil {
+		c = syncproto.Change{}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("pull after %d: %w", after, err)
 		}
-		c.Data, c.Stamps = data, stamps
 		if c.Deleted, err = syncproto.ParseStamp(deleted); err != nil {
 			return nil, fmt.Errorf("pull after %d: record %s/%s: %w", after, c.Collection, c.ID, err)
+		}
+		if len(page.Changes) == cap(page.Changes) { // double, as far as the limit: a quarter at a time left more garbage
+			page.Changes = slices.Grow(page.Changes, min(len(page.Changes), limit-len(page.Changes)))
 		}
 		page.Changes = append(page.Changes, c)
 		size += len(c.Data) + len(c.Stamps) + len(c.ID) + 64
