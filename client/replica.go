@@ -447,9 +447,9 @@ func (c *Client) applyResults(ctx context.Context, tx *sqlitedb.Tx, sent []queue
 	}
 	now := c.opts.Now().UnixMilli()
 	var (
-		touched         = keySet{seen: make(map[RecordKey]bool, len(sent))}
-		recomp          keySet
-		acks            []any // outbox row and server seq of each applied write
+		touched = keySet{seen: make(map[RecordKey]bool, len(sent))}
+		recomp  keySet
+		acks    []any // outbox row and server seq of each applied write
 	)
 	for i, r := range results {
 		m := sent[i]
