@@ -201,6 +201,34 @@ func TestBeginWrite_FollowsContext(t *testing.T) {
 	}
 }
 
+// TestBeginWrite_SetsSynchronousEveryTime: the connection under a writer's
+// transaction may not be the one an earlier transaction configured (database/sql
+// replaces a broken one, which starts with Open's setting), so the setting
+// asked for holds whatever the connection had.
+func TestBeginWrite_SetsSynchronousEveryTime(t *testing.T) {
+	db, _ := openWritten(t, 0, 0, 1)
+	ctx := context.Background()
+	for _, want := range []struct {
+		mode Synchronous
+		code int
+	}{{SyncNormal, 1}, {SyncNormal, 1}, {SyncFull, 2}} {
+		// As a fresh connection would: a setting BeginWrite did not make.
+		if _, err := db.Writer.ExecContext(ctx, `PRAGMA synchronous = OFF`); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := db.BeginWrite(ctx, want.mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sync int
+		err = tx.QueryRow(ctx, `PRAGMA synchronous`).Scan(&sync)
+		tx.Close()
+		if err != nil || sync != want.code {
+			t.Fatalf("BeginWrite(%s): synchronous %d, %v; want %d", want.mode, sync, err, want.code)
+		}
+	}
+}
+
 // TestBeginWrite_ReportsSQLiteErrors checks that a statement SQLite refuses
 // fails with go-sqlite3's error, which callers may test.
 func TestBeginWrite_ReportsSQLiteErrors(t *testing.T) {
