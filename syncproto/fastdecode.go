@@ -26,11 +26,7 @@ func decodePage(frame []byte) (*Message, bool) {
 	default:
 		return nil, false
 	}
-	// Sized for the changes the frame seems to hold, up to what a page may
-	// hold: appending them one by one grew the slice a quarter at a time,
-	// ~5 times its size in garbage.
-	n := min(bytes.Count(frame, []byte(`{"collection":`)), MaxPage)
-	m.Page = &Page{Changes: make([]Change, 0, n)}
+	m.Page = &Page{Changes: make([]Change, 0, itemsIn(frame, `{"collection":`, MaxPage))}
 	ok := p.re(m) && p.lit(`,"page":{"changes":[`) && p.list(`]`, func() bool {
 		c, ok := p.change()
 		m.Page.Changes = append(m.Page.Changes, c)
@@ -53,8 +49,7 @@ func decodePush(frame []byte) (*Message, bool) {
 	if !p.lit(`{"type":"push"`) {
 		return nil, false
 	}
-	n := min(bytes.Count(frame, []byte(`{"id":`)), MaxBatch) // as in decodePage
-	m := &Message{Type: TypePush, Push: &Push{Mutations: make([]Mutation, 0, n)}}
+	m := &Message{Type: TypePush, Push: &Push{Mutations: make([]Mutation, 0, itemsIn(frame, `{"id":`, MaxBatch))}}
 	ok := p.re(m) && p.lit(`,"push":{"mutations":[`) && p.list(`]`, func() bool {
 		mut, ok := p.mutation()
 		m.Push.Mutations = append(m.Push.Mutations, mut)
@@ -75,8 +70,7 @@ func decodeResult(frame []byte) (*Message, bool) {
 	if !p.lit(`{"type":"result"`) {
 		return nil, false
 	}
-	n := min(bytes.Count(frame, []byte(`{"id":`)), MaxBatch) // as in decodePage
-	m := &Message{Type: TypeResult, Result: &Result{Results: make([]MutationResult, 0, n)}}
+	m := &Message{Type: TypeResult, Result: &Result{Results: make([]MutationResult, 0, itemsIn(frame, `{"id":`, MaxBatch))}}
 	ok := p.re(m) && p.lit(`,"result":{"results":[`) && p.list(`]`, func() bool {
 		var r MutationResult
 		var ok bool
@@ -110,6 +104,14 @@ func decodeResult(frame []byte) (*Message, bool) {
 		return nil, false
 	}
 	return m, p.end(`}}`)
+}
+
+// itemsIn estimates, for sizing a slice, how many items a frame holds: the
+// times opening, with which each item starts, occurs, at most limit (what a
+// message may hold). Appending items one by one grew a slice a quarter at a
+// time, ~5 times its size in garbage; the count runs at ~8 GB/s.
+func itemsIn(frame []byte, opening string, limit int) int {
+	return min(bytes.Count(frame, []byte(opening)), limit)
 }
 
 type fastParser struct {
@@ -157,12 +159,11 @@ func (p *fastParser) list(closing string, item func() bool) bool {
 // A non-nil size gives the map's initial size and is set to the number of
 // members read.
 func members[V any](p *fastParser, read func() (V, bool), size *int) (map[string]V, bool) {
-	var out map[string]V
+	hint := 0
 	if size != nil {
-		out = make(map[string]V, *size)
-	} else {
-		out = map[string]V{}
+		hint = *size
 	}
+	out := make(map[string]V, hint)
 	ok := p.list(`}`, func() bool {
 		k, ok := p.plainString()
 		if !ok || !p.lit(`:`) {
