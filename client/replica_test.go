@@ -99,7 +99,7 @@ func TestOpen_MovesQueuedBodiesOutOfTheOutbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sent) != 1 || string(sent[0].body) != bodies[sent[0].id] || sent[0].seq != 1 {
+	if len(sent) != 1 || sent[0].body != bodies[sent[0].id] || sent[0].seq != 1 {
 		t.Fatalf("queued writes to send: %+v", sent)
 	}
 	count := func(query string) int {
