@@ -46,6 +46,8 @@ type Options struct {
 	// Now is the device's physical clock; nil means time.Now.
 	Now func() time.Time
 	// Dialer dials the server; nil means a dialer with compression on.
+	// Compression is offered, zstd frames and permessage-deflate alike,
+	// only if the dialer's EnableCompression is set.
 	Dialer *websocket.Dialer
 	// PageSize is how many changes to ask for per page when catching up;
 	// 0 means syncproto.MaxPage. Smaller pages mean a slow link loses less

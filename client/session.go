@@ -214,19 +214,20 @@ func (c *Client) session(ctx context.Context, live bool) error {
 // dial connects and shakes hands, and corrects the clock by the server's.
 // With an enrolment code it presents the code instead of a token and keeps
 // the token the welcome brings.
-func (c *Client) dial(ctx context.Context, enrol string) (*websocket.Conn, *syncproto.Welcome, error) {
+func (c *Client) dial(ctx context.Context, enrol string) (*conn, *syncproto.Welcome, error) {
 	d := c.opts.Dialer
 	if d == nil {
 		d = &websocket.Dialer{HandshakeTimeout: helloTimeout, EnableCompression: true,
 			ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10}
 	}
-	ws, resp, err := d.DialContext(ctx, c.opts.Server, nil)
+	raw, resp, err := d.DialContext(ctx, c.opts.Server, nil)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
 			return nil, nil, &syncproto.Error{Code: syncproto.CodeShuttingDown, Message: "dial", Err: err}
 		}
 		return nil, nil, unreachable("dial "+c.opts.Server, err)
 	}
+	ws := &conn{Conn: raw}
 	ws.SetReadLimit(syncproto.MaxFrameBytes)
 	cursors, err := c.cursors(ctx)
 	if err != nil {
@@ -249,6 +250,9 @@ func (c *Client) dial(ctx context.Context, enrol string) (*websocket.Conn, *sync
 	hello := &syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
 		Protocol: syncproto.ProtocolVersion, Device: c.node, Token: token, Enrol: enrol, Lang: c.opts.Lang,
 		Cursors: cursors, Client: Version, Pending: pending, Rejected: rejected}}
+	if d.EnableCompression {
+		hello.Hello.Compression = []string{syncproto.CompressionZstd}
+	}
 	if err := writeMessage(ws, hello); err != nil {
 		ws.Close()
 		return nil, nil, err
@@ -271,6 +275,15 @@ func (c *Client) dial(ctx context.Context, enrol string) (*websocket.Conn, *sync
 	case enrol != "" && m.Welcome.Token == "":
 		ws.Close()
 		return nil, nil, syncproto.Errorf(syncproto.CodeBadMessage, "handshake: enrolled, but the welcome has no token")
+	case m.Welcome.Compression != "" && (m.Welcome.Compression != syncproto.CompressionZstd || !d.EnableCompression):
+		ws.Close()
+		return nil, nil, syncproto.Errorf(syncproto.CodeBadMessage, "handshake: the server chose compression %.20q, which was not offered", m.Welcome.Compression)
+	}
+	if m.Welcome.Compression == syncproto.CompressionZstd {
+		// Frames are compressed already: permessage-deflate, if the
+		// upgrade agreed it, would only spend time on them.
+		ws.zstd = true
+		ws.EnableWriteCompression(false)
 	}
 	// Correct the clock only when it is clearly wrong: a few milliseconds
 	// are network delay, and correcting by them would only add jitter.
@@ -391,16 +404,32 @@ func remoteError(e *syncproto.ErrorMsg) error {
 	return syncproto.Errorf(e.Code, "refused by the server")
 }
 
-func readMessage(ws *websocket.Conn, timeout time.Duration) (*syncproto.Message, error) {
+// conn is one session's websocket. Once the welcome names zstd, frames from
+// syncproto.CompressMin bytes up go compressed, as binary frames, and
+// binary frames from the server are read as compressed.
+type conn struct {
+	*websocket.Conn
+	zstd bool
+}
+
+func readMessage(ws *conn, timeout time.Duration) (*syncproto.Message, error) {
 	if err := ws.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, unreachable("read", err)
 	}
-	_, frame, err := ws.ReadMessage()
+	typ, frame, err := ws.ReadMessage()
 	if err != nil {
 		if errors.Is(err, websocket.ErrReadLimit) {
 			return nil, syncproto.Errorf(syncproto.CodeTooLarge, "server frame over %d bytes", syncproto.MaxFrameBytes)
 		}
 		return nil, unreachable("read", err)
+	}
+	if typ == websocket.BinaryMessage {
+		if !ws.zstd {
+			return nil, syncproto.Errorf(syncproto.CodeBadMessage, "from server: a binary frame, but no compression was agreed")
+		}
+		if frame, err = syncproto.Decompress(frame); err != nil {
+			return nil, fmt.Errorf("from server: %w", err)
+		}
 	}
 	m, err := syncproto.Decode(frame)
 	if err != nil {
@@ -409,7 +438,7 @@ func readMessage(ws *websocket.Conn, timeout time.Duration) (*syncproto.Message,
 	return m, nil
 }
 
-func writeMessage(ws *websocket.Conn, m *syncproto.Message) error {
+func writeMessage(ws *conn, m *syncproto.Message) error {
 	b, err := syncproto.Encode(m)
 	if err != nil {
 		return err
@@ -417,11 +446,19 @@ func writeMessage(ws *websocket.Conn, m *syncproto.Message) error {
 	return writeFrame(ws, b, string(m.Type))
 }
 
-func writeFrame(ws *websocket.Conn, b []byte, what string) error {
+func writeFrame(ws *conn, b []byte, what string) error {
 	if err := ws.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
 		return unreachable("write", err)
 	}
-	if err := ws.WriteMessage(websocket.TextMessage, b); err != nil {
+	typ := websocket.TextMessage
+	if ws.zstd && len(b) >= syncproto.CompressMin {
+		z, err := syncproto.Compress(nil, b)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", what, err)
+		}
+		b, typ = z, websocket.BinaryMessage
+	}
+	if err := ws.WriteMessage(typ, b); err != nil {
 		return unreachable("write "+what, err)
 	}
 	return nil
@@ -431,7 +468,7 @@ func writeFrame(ws *websocket.Conn, b []byte, what string) error {
 // pushes and one pull in flight.
 type round struct {
 	c         *Client
-	ws        *websocket.Conn
+	ws        *conn
 	live      bool
 	batch     int // mutations per push
 	re        uint64

@@ -67,18 +67,21 @@ func (h *Hub) Broadcast(committed []store.Committed) {
 		default: // already told
 		}
 	}
-	// One encoding per distinct set of scopes: every coordinator shares one,
-	// every mediator of the same sites another.
+	// One encoding per distinct set of scopes and compression: every
+	// coordinator shares one, every mediator of the same sites another.
 	encoded := map[string][]*websocket.PreparedMessage{}
 	for s := range h.sessions {
 		if !s.live || s.cursor >= seq {
 			continue
 		}
 		key := strings.Join(s.actor.Scopes, " ")
+		if s.zstd {
+			key += " " + syncproto.CompressionZstd // no scope has a space
+		}
 		msgs, ok := encoded[key]
 		if !ok {
 			var err error
-			if msgs, err = prepareFor(s.actor.Scopes, committed, seq); err != nil { // a bug: live sessions would miss this commit, so end them
+			if msgs, err = prepareFor(s.actor.Scopes, committed, seq, s.zstd); err != nil { // a bug: live sessions would miss this commit, so end them
 				h.log.Error("broadcast: encode", "err", err)
 				for s := range h.sessions {
 					s.kill(syncproto.CodeInternal)
@@ -96,8 +99,9 @@ func (h *Hub) Broadcast(committed []store.Committed) {
 
 // prepareFor encodes what a holder of scopes sees of committed, up to seq:
 // nothing if none of it is theirs (their cursors lag until they next pull,
-// which then finds nothing new).
-func prepareFor(held []string, committed []store.Committed, seq int64) ([]*websocket.PreparedMessage, error) {
+// which then finds nothing new). With zstd, frames from CompressMin bytes
+// up are compressed.
+func prepareFor(held []string, committed []store.Committed, seq int64, zstd bool) ([]*websocket.PreparedMessage, error) {
 	all := slices.Contains(held, scope.All)
 	changes := make([]syncproto.Change, 0, len(committed))
 	for _, c := range committed {
@@ -130,7 +134,14 @@ func prepareFor(held []string, committed []store.Committed, seq int64) ([]*webso
 		if err != nil {
 			return nil, err
 		}
-		m, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+		typ := websocket.TextMessage
+		if zstd && len(b) >= syncproto.CompressMin {
+			if b, err = syncproto.Compress(nil, b); err != nil {
+				return nil, err
+			}
+			typ = websocket.BinaryMessage
+		}
+		m, err := websocket.NewPreparedMessage(typ, b)
 		if err != nil {
 			return nil, err
 		}

@@ -178,14 +178,14 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, remote str
 	if err := conn.SetReadDeadline(time.Now().Add(s.opts.HelloTimeout)); err != nil {
 		return nil, err
 	}
-	_, frame, err := conn.ReadMessage()
+	typ, frame, err := conn.ReadMessage()
 	if err != nil {
 		if errors.Is(err, websocket.ErrReadLimit) {
 			return nil, refuse(syncproto.Errorf(syncproto.CodeTooLarge, "hello over the read limit"))
 		}
 		return nil, fmt.Errorf("read hello: %w", err)
 	}
-	m, err := syncproto.Decode(frame)
+	m, err := sess.decode(typ, frame) // compression comes later: a binary hello is refused
 	if err != nil {
 		return nil, refuse(fmt.Errorf("hello: %w", err))
 	}
@@ -231,12 +231,21 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, remote str
 		Protocol: syncproto.ProtocolVersion, Server: s.store.Clock().Node(), Seq: s.store.LastSeq(), ServerTime: s.now().UnixMilli(), User: dev.User,
 		Scopes: scopes, MaxBatch: syncproto.MaxBatch, Token: token,
 	}}
+	if slices.Contains(h.Compression, syncproto.CompressionZstd) {
+		welcome.Welcome.Compression = syncproto.CompressionZstd
+	}
 	b, err := syncproto.Encode(welcome)
 	if err != nil {
 		return nil, err
 	}
 	if err := sess.write(outbound{data: b}); err != nil {
 		return nil, fmt.Errorf("write welcome: %w", err)
+	}
+	if welcome.Welcome.Compression != "" {
+		// Frames are compressed already: permessage-deflate, if the
+		// upgrade agreed it, would only spend time on them.
+		sess.zstd = true
+		conn.EnableWriteCompression(false)
 	}
 	sess.log.Info("session started", "client", h.Client, "lang", h.Lang, "enrolled", token != "")
 	return sess, nil

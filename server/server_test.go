@@ -59,16 +59,28 @@ func (p *peer) send(m *syncproto.Message) uint64 {
 // read returns the next message, or nil and the close error.
 func (p *peer) read() (*syncproto.Message, error) {
 	p.t.Helper()
+	m, _, err := p.readFrame()
+	return m, err
+}
+
+// readFrame returns the next message and whether it came compressed.
+func (p *peer) readFrame() (*syncproto.Message, bool, error) {
+	p.t.Helper()
 	p.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, frame, err := p.ws.ReadMessage()
+	typ, frame, err := p.ws.ReadMessage()
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if typ == websocket.BinaryMessage {
+		if frame, err = syncproto.Decompress(frame); err != nil {
+			p.t.Fatalf("server sent a bad binary frame: %v", err)
+		}
 	}
 	m, err := syncproto.Decode(frame)
 	if err != nil {
 		p.t.Fatalf("server sent an invalid frame %q: %v", frame, err)
 	}
-	return m, nil
+	return m, typ == websocket.BinaryMessage, nil
 }
 
 func (p *peer) hello(token string) *syncproto.Welcome {

@@ -39,6 +39,11 @@ type session struct {
 
 	live   bool
 	cursor int64
+
+	// zstd is set once the welcome names CompressionZstd: from then on
+	// frames from syncproto.CompressMin bytes up go compressed, and binary
+	// frames are read as compressed.
+	zstd bool
 }
 
 // send encodes m and queues it; failures are logged (they are bugs).
@@ -131,7 +136,7 @@ func (s *session) readPump(reqs chan<- *syncproto.Message) {
 		if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.opts.PongWait)); err != nil {
 			return
 		}
-		_, frame, err := s.conn.ReadMessage()
+		typ, frame, err := s.conn.ReadMessage()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				s.kill(syncproto.CodeTooLarge)
@@ -139,7 +144,7 @@ func (s *session) readPump(reqs chan<- *syncproto.Message) {
 			s.log.Debug("session ended", "err", err)
 			return
 		}
-		m, err := syncproto.Decode(frame)
+		m, err := s.decode(typ, frame)
 		if err != nil {
 			s.log.Info("bad message", "err", err)
 			s.kill(syncproto.ErrorCode(err))
@@ -163,6 +168,21 @@ func (s *session) readPump(reqs chan<- *syncproto.Message) {
 			return
 		}
 	}
+}
+
+// decode decodes a frame of websocket message type typ: text is JSON;
+// binary is compressed JSON, once the session compresses.
+func (s *session) decode(typ int, frame []byte) (*syncproto.Message, error) {
+	if typ == websocket.BinaryMessage {
+		if !s.zstd {
+			return nil, syncproto.Errorf(syncproto.CodeBadMessage, "a binary frame, but no compression was agreed")
+		}
+		var err error
+		if frame, err = syncproto.Decompress(frame); err != nil {
+			return nil, err
+		}
+	}
+	return syncproto.Decode(frame)
 }
 
 // maxGroup bounds the mutations of consecutive pushes applied together.
@@ -301,6 +321,15 @@ func (s *session) write(o outbound) error {
 	}
 	if o.prepared != nil {
 		return s.conn.WritePreparedMessage(o.prepared)
+	}
+	if s.zstd && len(o.data) >= syncproto.CompressMin {
+		// A new buffer each time: one kept per session would hold its
+		// largest frame for as long as the device stays connected.
+		b, err := syncproto.Compress(nil, o.data)
+		if err != nil {
+			return err
+		}
+		return s.conn.WriteMessage(websocket.BinaryMessage, b)
 	}
 	return s.conn.WriteMessage(websocket.TextMessage, o.data)
 }

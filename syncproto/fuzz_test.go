@@ -290,3 +290,34 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecompress feeds binary frames to Decompress and what it returns to
+// Decode: neither may panic, and nothing over MaxFrameBytes comes out.
+func FuzzDecompress(f *testing.F) {
+	for _, frame := range validFrames {
+		z, err := syncproto.Compress(nil, []byte(frame))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(z)
+	}
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd}) // the magic number alone
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		out, err := syncproto.Decompress(frame)
+		if err != nil {
+			if out != nil {
+				t.Fatalf("Decompress returned %d bytes and error %v", len(out), err)
+			}
+			switch syncproto.ErrorCode(err) {
+			case syncproto.CodeBadMessage, syncproto.CodeTooLarge:
+			default:
+				t.Fatalf("Decompress error %v has code %q", err, syncproto.ErrorCode(err))
+			}
+			return
+		}
+		if len(out) > syncproto.MaxFrameBytes {
+			t.Fatalf("Decompress returned %d bytes", len(out))
+		}
+		_, _ = syncproto.Decode(out)
+	})
+}

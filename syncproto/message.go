@@ -82,6 +82,9 @@ type Hello struct {
 	// sent and of writes the server refused, for the coordinators' view.
 	Pending  int64 `json:"pending,omitempty"`
 	Rejected int64 `json:"rejected,omitempty"`
+	// Compression lists the frame compressions the device can read, such
+	// as CompressionZstd. Without it every frame is JSON text.
+	Compression []string `json:"compression,omitempty"`
 }
 
 // Welcome accepts a session.
@@ -96,6 +99,10 @@ type Welcome struct {
 	// Token answers a hello with an enrolment code: the device's bearer
 	// token, sent this once. The client keeps it for its next hellos.
 	Token string `json:"token,omitempty"`
+	// Compression is the one the server chose from the hello's list: from
+	// here on either side may send binary frames compressed with it. Empty:
+	// text frames only.
+	Compression string `json:"compression,omitempty"`
 }
 
 // Op is what a mutation does.
@@ -403,8 +410,8 @@ func (h *Hello) validate() error {
 	if !ValidNode(h.Device) {
 		return Errorf(CodeBadMessage, "hello: device %.40q is not a node identifier", h.Device)
 	}
-	if len(h.Token) > MaxTokenLen || len(h.Enrol) > 64 || len(h.Lang) > 35 || len(h.Client) > 200 {
-		return Errorf(CodeBadMessage, "hello: token, enrolment code, lang or client too long")
+	if len(h.Token) > MaxTokenLen || len(h.Enrol) > 64 || len(h.Lang) > 35 || len(h.Client) > 200 || len(h.Compression) > 16 {
+		return Errorf(CodeBadMessage, "hello: token, enrolment code, lang, client or compression too long")
 	}
 	if h.Token != "" && h.Enrol != "" {
 		return Errorf(CodeBadMessage, "hello: a token or an enrolment code, not both")

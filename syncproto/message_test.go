@@ -20,8 +20,8 @@ const (
 // validFrames holds one valid frame of every message type.
 var validFrames = map[syncproto.Type]string{
 	syncproto.TypeHello: `{"type":"hello","re":1,"hello":{"protocol":1,"device":"` + nodeA +
-		`","token":"t0k","lang":"de-CH","cursors":{"team":5,"user:1":0},"client":"ponte-ios/1.2"}}`,
-	syncproto.TypeWelcome: `{"type":"welcome","re":1,"welcome":{"protocol":1,"server":"` + nodeC + `","seq":42,"server_time":1700000000000,"user":"u1","scopes":["team","user:1"],"max_batch":1000}}`,
+		`","token":"t0k","lang":"de-CH","cursors":{"team":5,"user:1":0},"client":"ponte-ios/1.2","compression":["zstd"]}}`,
+	syncproto.TypeWelcome: `{"type":"welcome","re":1,"welcome":{"protocol":1,"server":"` + nodeC + `","seq":42,"server_time":1700000000000,"user":"u1","scopes":["team","user:1"],"max_batch":1000,"compression":"zstd"}}`,
 	syncproto.TypePush: `{"type":"push","re":2,"push":{"mutations":[` +
 		`{"id":"` + mutID + `","collection":"notes","record":"n-1","op":"put","data":{"title":"Hi","body":{"x":[1,2]}},"stamp":"` + stamp + `","base":{"title":"` + stamp + `"}},` +
 		`{"id":"7f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f","collection":"notes","record":"n-2","op":"delete","stamp":"` + stamp + `"}]}}`,
