@@ -90,6 +90,11 @@ func Open(ctx context.Context, path string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open replica: %w", err)
 	}
+	// Before migrating: a migration may expect the indexes it knows.
+	if err := buildIndexesLeftDeferred(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open replica: %w", err)
+	}
 	if err := db.Migrate(ctx, migrations, "migrations"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open replica: %w", err)

@@ -65,10 +65,17 @@ func (c *Client) wipeIfRevoked(ctx context.Context, err error) error {
 // so the erased data does not linger in free pages.
 func (c *Client) wipe(ctx context.Context) error {
 	err := c.inTx(ctx, sqlitedb.SyncFull, func(tx *sqlitedb.Tx) error {
-		for _, table := range []string{"replica_records", "outbox_bodies", "outbox", "rejected", "conflicts", "cursors", "meta"} {
+		for _, table := range []string{"replica_records", "outbox_bodies", "outbox", "rejected", "conflicts", "cursors"} {
 			if _, err := tx.Exec(ctx, "DELETE FROM "+table); err != nil {
 				return fmt.Errorf("wipe %s: %w", table, err)
 			}
+		}
+		// Their definitions are in meta. (With the records gone, quickly.)
+		if err := buildDeferredIndexes(ctx, tx); err != nil {
+			return fmt.Errorf("wipe: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM meta"); err != nil {
+			return fmt.Errorf("wipe meta: %w", err)
 		}
 		node := syncproto.NewNode()
 		if err := setMeta(ctx, tx, "node", node); err != nil {

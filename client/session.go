@@ -149,6 +149,7 @@ func (c *Client) session(ctx context.Context, live bool) error {
 	}()
 
 	s := &round{c: c, ws: ws, live: live, batch: min(pushBatch, max(welcome.MaxBatch, 1)), msgs: msgs}
+	defer s.buildDeferredIndexes(ctx)
 	c.setState(StateSyncing)
 	if err := s.push(ctx); err != nil {
 		return err
@@ -479,6 +480,8 @@ type round struct {
 	pullRe    uint64
 	pagesLeft int // pages still to come for the pull in flight
 	caughtUp  bool
+	applied   bool                      // a page has been applied in this session
+	deferred  bool                      // indexes deferred until the catch-up ends (bulk.go)
 	msgs      <-chan *syncproto.Message // messages read, in order
 	held      *syncproto.Message        // read from msgs ahead of its turn
 }
@@ -640,23 +643,52 @@ func (s *round) received(ctx context.Context, m *syncproto.Message) error {
 func (s *round) apply(ctx context.Context, pages []*syncproto.Page, current bool) error {
 	c := s.c
 	var keys []RecordKey
+	deferred := s.deferred
 	err := c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sqlitedb.Tx) error {
 		var err error
+		if !s.applied && !current { // the start of a catch-up of several pages
+			if deferred, err = deferIndexes(ctx, tx, pages); err != nil {
+				return err
+			}
+		}
 		if keys, err = c.applyPages(ctx, tx, pages...); err != nil {
 			return err
 		}
-		if current {
-			return setMeta(ctx, tx, "last_sync", c.opts.Now().UTC().Format(time.RFC3339Nano))
+		if !current {
+			return nil
 		}
-		return nil
+		if deferred {
+			if err := buildDeferredIndexes(ctx, tx); err != nil {
+				return err
+			}
+			deferred = false
+		}
+		return setMeta(ctx, tx, "last_sync", c.opts.Now().UTC().Format(time.RFC3339Nano))
 	})
 	if err != nil {
 		return fmt.Errorf("apply page: %w", err)
 	}
+	s.applied, s.deferred = true, deferred
 	if len(keys) > 0 {
 		c.events.push(Event{Kind: EventChanged, Records: keys})
 	}
 	return nil
+}
+
+// buildDeferredIndexes builds the indexes of a catch-up the session did not
+// finish. Failing, it logs: the next Open builds them.
+func (s *round) buildDeferredIndexes(ctx context.Context) {
+	if !s.deferred {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	if err := s.c.inTx(ctx, sqlitedb.SyncNormal, func(tx *sqlitedb.Tx) error {
+		return buildDeferredIndexes(ctx, tx)
+	}); err != nil {
+		s.c.log.Error("build the indexes deferred for a catch-up", "err", err)
+		return
+	}
+	s.deferred = false
 }
 
 func (c *Client) pageSize() int {
