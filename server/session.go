@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -15,10 +16,14 @@ import (
 	"github.com/ponte-project/ponte/syncproto"
 )
 
-// outbound is one frame waiting in a session's send queue.
+// outbound is one frame waiting in a session's send queue. A frame with
+// durable set goes out only once it returns nil: the results of a batch
+// wait for its commit to reach the disk, and the frames behind them wait
+// too, so the order holds.
 type outbound struct {
 	data     []byte
 	prepared *websocket.PreparedMessage
+	durable  func(context.Context) error
 }
 
 // session is one websocket connection. readPump decodes frames; serve
@@ -220,10 +225,13 @@ gather:
 			muts = append(muts, p.Push.Mutations...)
 		}
 	}
-	results, err := s.srv.store.Apply(ctx, s.actor, muts)
+	// Not waiting for the commit to reach the disk: the next group is
+	// applied meanwhile, and the writer sends these results once it has.
+	applied, err := s.srv.store.ApplyNoWait(ctx, s.actor, muts)
 	if err != nil {
 		return nil, err
 	}
+	results := applied.Results
 	for i := range results {
 		r := &results[i]
 		if r.Status == syncproto.StatusRejected {
@@ -236,7 +244,11 @@ gather:
 	}
 	for _, p := range group {
 		n := len(p.Push.Mutations)
-		s.send(resultMessage(p.Re, results[:n:n]))
+		b, err := syncproto.Encode(resultMessage(p.Re, results[:n:n]))
+		if err != nil {
+			return nil, fmt.Errorf("encode result: %w", err)
+		}
+		s.enqueue(outbound{data: b, durable: applied.Wait})
 		results = results[n:]
 	}
 	return next, nil
@@ -316,6 +328,15 @@ func (s *session) drain() {
 }
 
 func (s *session) write(o outbound) error {
+	if o.durable != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.WriteTimeout)
+		err := o.durable(ctx)
+		cancel()
+		if err != nil {
+			s.log.Error("a batch did not reach the disk: its results are not sent", "err", err)
+			return err
+		}
+	}
 	if err := s.conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout)); err != nil {
 		return err
 	}

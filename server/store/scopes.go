@@ -265,8 +265,8 @@ func (s *Store) pullScoped(ctx context.Context, held []string, cursors map[strin
 	defer sqlTx.Rollback()
 	tx := sqlitedb.NewTx(sqlTx)
 	defer tx.Close()
-	var snapshot int64
-	if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM records`).Scan(&snapshot); err != nil {
+	snapshot, err := s.durableSnapshot(ctx, sqlTx)
+	if err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
 	page := &syncproto.Page{Changes: []syncproto.Change{}, Cursors: make(map[string]int64, len(held))}

@@ -44,10 +44,10 @@ type Actor struct {
 type Options struct {
 	// Now is the server's physical clock; nil means time.Now.
 	Now func() time.Time
-	// OnCommit, if set, is called after each commit that changed records,
-	// with their new states and scopes in sequence order. Calls are
-	// serialised and come in commit order; OnCommit must not block or call
-	// the Store's writers.
+	// OnCommit, if set, is called once each commit that changed records is
+	// durable, with their new states and scopes in sequence order. Calls
+	// are serialised and come in commit order; OnCommit must not block or
+	// call the Store's writers.
 	OnCommit func([]Committed)
 	// Schema, if set, checks every put before it is applied: a put whose
 	// record would break its rules is rejected with CodeInvalid and the
@@ -57,11 +57,11 @@ type Options struct {
 
 // Store is the server's SQLite store. Create it with Open.
 type Store struct {
-	db       *sqlitedb.DB
-	clock    *syncproto.Clock
-	now      func() time.Time
-	onCommit func([]Committed)
-	schema   syncproto.Schema
+	db     *sqlitedb.DB
+	clock  *syncproto.Clock
+	now    func() time.Time
+	sync   *syncer // makes pushed batches durable (durable.go)
+	schema syncproto.Schema
 
 	mu  sync.Mutex // serialises writes; guards seq and enrolled
 	seq int64      // last assigned sequence
@@ -74,8 +74,9 @@ type Store struct {
 }
 
 // Open opens or creates the store at path and brings its schema up to date.
-// Commits are synced to disk before they return (synchronous=FULL): an
-// acknowledged write survives power loss.
+// A pushed batch is reported applied only once its commit is synced to
+// disk (see Apply), so an acknowledged write survives power loss; other
+// commits are synced before they return (synchronous=FULL).
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	db, err := sqlitedb.Open(ctx, path, sqlitedb.SyncFull)
 	if err != nil {
@@ -85,7 +86,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Store{db: db, now: opts.Now, onCommit: opts.OnCommit, schema: opts.Schema}
+	s := &Store{db: db, now: opts.Now, schema: opts.Schema}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -111,6 +112,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if st, err := syncproto.ParseStamp(last); err == nil && st.Wall <= s.now().Add(syncproto.MaxFuture).UnixMilli() {
 		s.clock.Restore(st)
 	}
+	// What the WAL holds counts as durable from here on: make it so, in
+	// case the last process ended before syncing its last commits.
+	if err := fsyncFile(db.Path + "-wal"); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store: sync the write-ahead log: %w", err)
+	}
+	s.sync = newSyncer(db.Path+"-wal", s.seq, opts.OnCommit)
 	return s, nil
 }
 
@@ -126,22 +134,20 @@ func (s *Store) serverNode(ctx context.Context) (string, error) {
 	return node, nil
 }
 
-// Close closes the database. Writes in progress finish first.
+// Close closes the database. Writes in progress finish first, and are
+// synced.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.sync.close()
 	return s.db.Close()
 }
 
 // Clock returns the server's hybrid logical clock.
 func (s *Store) Clock() *syncproto.Clock { return s.clock }
 
-// LastSeq returns the sequence of the latest committed change.
-func (s *Store) LastSeq() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.seq
-}
+// LastSeq returns the sequence of the latest durable change.
+func (s *Store) LastSeq() int64 { return s.sync.durable.Load() }
 
 // Apply applies a batch of mutations from actor in one transaction and
 // returns one result per mutation, in order, once the transaction is durable.
@@ -149,6 +155,32 @@ func (s *Store) LastSeq() int64 {
 // seq it was applied at; an invalid one is answered StatusRejected and does
 // not stop the rest of the batch. An error means nothing was applied.
 func (s *Store) Apply(ctx context.Context, actor Actor, muts []syncproto.Mutation) ([]syncproto.MutationResult, error) {
+	a, err := s.ApplyNoWait(ctx, actor, muts)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Wait(ctx); err != nil {
+		return nil, fmt.Errorf("apply batch of %d: %w", len(muts), err)
+	}
+	return a.Results, nil
+}
+
+// Applied is a batch committed by ApplyNoWait.
+type Applied struct {
+	Results []syncproto.MutationResult
+	seq     int64
+	sync    *syncer
+}
+
+// Wait returns once the batch is durable, or the error that stops it ever
+// being (the disk failed to sync, or ctx is done).
+func (a *Applied) Wait(ctx context.Context) error { return a.sync.wait(ctx, a.seq) }
+
+// ApplyNoWait is Apply without waiting for the commit to reach the disk:
+// it returns once the batch has committed, so the caller can apply its next
+// batch meanwhile. Until Wait returns nil, the caller must tell nobody the
+// results: the batch may still be lost to a power cut.
+func (s *Store) ApplyNoWait(ctx context.Context, actor Actor, muts []syncproto.Mutation) (*Applied, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	startSeq := s.seq
@@ -157,14 +189,12 @@ func (s *Store) Apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 		s.seq = startSeq
 		return nil, fmt.Errorf("apply batch of %d: %w", len(muts), err)
 	}
-	if s.onCommit != nil && len(changes) > 0 {
-		s.onCommit(changes)
-	}
-	return results, nil
+	s.sync.commit(s.seq, changes)
+	return &Applied{Results: results, seq: s.seq, sync: s.sync}, nil
 }
 
 func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutation) ([]syncproto.MutationResult, []Committed, error) {
-	tx, err := s.db.BeginWrite(ctx, sqlitedb.SyncFull)
+	tx, err := s.db.BeginWrite(ctx, sqlitedb.SyncNormal) // synced by s.sync
 	if err != nil {
 		return nil, nil, err
 	}
@@ -515,7 +545,9 @@ func (s *Store) Get(ctx context.Context, collection, id string) (syncproto.Recor
 // DefaultPageSize. A page stops early once it holds about
 // syncproto.MaxPageBytes, so it always fits a frame. Holding scope.All, the
 // changes come in sequence order under the one cursor "all"; otherwise
-// scope by scope (pullScoped).
+// scope by scope (pullScoped). A page is read from a snapshot that is all
+// durable: if a commit in it is not synced yet, Pull waits until it is (see
+// durableSnapshot).
 func (s *Store) Pull(ctx context.Context, held []string, cursors map[string]int64, limit int) (*syncproto.Page, error) {
 	if limit <= 0 || limit > syncproto.MaxPage {
 		limit = DefaultPageSize
@@ -524,7 +556,15 @@ func (s *Store) Pull(ctx context.Context, held []string, cursors map[string]int6
 		return s.pullScoped(ctx, held, cursors, limit)
 	}
 	after := cursors[scope.All]
-	rows, err := s.db.Reader.QueryContext(ctx, `SELECT collection, id, seq, data, stamps, deleted FROM records
+	sqlTx, err := s.db.Reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	defer sqlTx.Rollback()
+	if _, err := s.durableSnapshot(ctx, sqlTx); err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	rows, err := sqlTx.QueryContext(ctx, `SELECT collection, id, seq, data, stamps, deleted FROM records
 		WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit+1)
 	if err != nil {
 		return nil, fmt.Errorf("pull after %d: %w", after, err)
@@ -563,6 +603,24 @@ func (s *Store) Pull(ctx context.Context, held []string, cursors map[string]int6
 	}
 	page.Cursors = map[string]int64{scope.All: after}
 	return page, nil
+}
+
+// durableSnapshot fixes the read snapshot of tx and returns its newest
+// sequence once everything up to it is durable. A reader sees commits
+// before they are synced (durable.go); one that a power cut took back
+// would leave a device that had pulled it with a cursor past records it
+// never got (a record the lost commit moved would be back at its old seq).
+func (s *Store) durableSnapshot(ctx context.Context, tx interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (int64, error) {
+	var newest int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM records`).Scan(&newest); err != nil {
+		return 0, err
+	}
+	if err := s.sync.wait(ctx, newest); err != nil {
+		return 0, err
+	}
+	return newest, nil
 }
 
 // CountMutations returns the number of applied mutations logged for a

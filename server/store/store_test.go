@@ -190,6 +190,9 @@ func TestStore_OnCommitInCommitOrder(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	st.Close() // the last batches are announced once synced, maybe after Apply returned
+	mu.Lock()
+	defer mu.Unlock()
 	if len(seqs) != 40 {
 		t.Fatalf("%d changes broadcast, want 40", len(seqs))
 	}
