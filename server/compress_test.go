@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -12,28 +11,11 @@ import (
 	"github.com/ponte-project/ponte/syncproto"
 )
 
-// helloOffering shakes hands offering the given compressions.
-func (p *peer) helloOffering(token string, compression ...string) *syncproto.Welcome {
-	p.t.Helper()
-	p.send(&syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
-		Protocol: syncproto.ProtocolVersion, Device: p.node, Token: token, Compression: compression}})
-	m, err := p.read()
-	if err != nil || m.Type != syncproto.TypeWelcome {
-		p.t.Fatalf("hello answered %+v, %v", m, err)
-	}
-	return m.Welcome
-}
-
 // sendCompressed sends m as a binary frame of compressed JSON.
 func (p *peer) sendCompressed(m *syncproto.Message) uint64 {
 	p.t.Helper()
-	p.re++
-	m.Re = p.re
-	b, err := json.Marshal(m)
+	b, err := syncproto.Compress(nil, p.encode(m))
 	if err != nil {
-		p.t.Fatal(err)
-	}
-	if b, err = syncproto.Compress(nil, b); err != nil {
 		p.t.Fatal(err)
 	}
 	if err := p.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
@@ -80,15 +62,15 @@ func persons(node string, n int) []syncproto.Mutation {
 func TestServer_CompressesFramesWhenOffered(t *testing.T) {
 	srv := testenv.MustStartServer(t)
 	z := dial(t, srv)
-	if w := z.helloOffering(srv.Token("amal"), "brotli", syncproto.CompressionZstd); w.Compression != syncproto.CompressionZstd {
+	if w := z.hello(srv.Token("amal"), "brotli", syncproto.CompressionZstd); w.Compression != syncproto.CompressionZstd {
 		t.Fatalf("welcome chose compression %q, want zstd", w.Compression)
 	}
 	plain := dial(t, srv)
-	if w := plain.helloOffering(srv.Token("bruno")); w.Compression != "" {
+	if w := plain.hello(srv.Token("bruno")); w.Compression != "" {
 		t.Fatalf("welcome to a device offering nothing chose compression %q", w.Compression)
 	}
 	other := dial(t, srv)
-	if w := other.helloOffering(srv.Token("carla"), "brotli"); w.Compression != "" {
+	if w := other.hello(srv.Token("carla"), "brotli"); w.Compression != "" {
 		t.Fatalf("welcome chose compression %q, which was not offered", w.Compression)
 	}
 

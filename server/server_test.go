@@ -46,14 +46,20 @@ func (p *peer) sendRaw(frame string) {
 
 func (p *peer) send(m *syncproto.Message) uint64 {
 	p.t.Helper()
+	p.sendRaw(string(p.encode(m)))
+	return p.re
+}
+
+// encode numbers m as the peer's next request and encodes it.
+func (p *peer) encode(m *syncproto.Message) []byte {
+	p.t.Helper()
 	p.re++
 	m.Re = p.re
 	b, err := json.Marshal(m)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	p.sendRaw(string(b))
-	return p.re
+	return b
 }
 
 // read returns the next message, or nil and the close error.
@@ -83,10 +89,11 @@ func (p *peer) readFrame() (*syncproto.Message, bool, error) {
 	return m, typ == websocket.BinaryMessage, nil
 }
 
-func (p *peer) hello(token string) *syncproto.Welcome {
+// hello shakes hands, offering the given frame compressions.
+func (p *peer) hello(token string, compression ...string) *syncproto.Welcome {
 	p.t.Helper()
 	p.send(&syncproto.Message{Type: syncproto.TypeHello, Hello: &syncproto.Hello{
-		Protocol: syncproto.ProtocolVersion, Device: p.node, Token: token, Lang: "it"}})
+		Protocol: syncproto.ProtocolVersion, Device: p.node, Token: token, Lang: "it", Compression: compression}})
 	m, err := p.read()
 	if err != nil || m.Type != syncproto.TypeWelcome {
 		p.t.Fatalf("hello answered %+v, %v", m, err)
