@@ -36,9 +36,13 @@ type indexDef struct {
 // indexes of replica_records that the pages' collections would enter, and
 // keeps their definitions. It reports whether it dropped any.
 func deferIndexes(ctx context.Context, tx *sqlitedb.Tx, pages []*syncproto.Page) (bool, error) {
-	var empty bool
-	if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM replica_records)`).Scan(&empty); err != nil {
+	var empty, deferred bool
+	if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM replica_records),
+		EXISTS (SELECT 1 FROM meta WHERE key = ?)`, deferredIndexes).Scan(&empty, &deferred); err != nil {
 		return false, fmt.Errorf("defer indexes: %w", err)
+	}
+	if deferred { // an earlier build failed: its list stands, and is built at the end
+		return true, nil
 	}
 	if !empty {
 		return false, nil

@@ -155,6 +155,26 @@ func TestCatchUp_DefersIndexesOfAnEmptyReplica(t *testing.T) {
 		}
 		rebuilt(t, c, 0)
 	})
+	t.Run("a list left by a failed build stands", func(t *testing.T) {
+		c, _ := fresh(t)
+		startCatchUp(t, c)
+		// The build failed; a later catch-up starts while the replica is
+		// still empty (here: emptied by hand) and must not lose the list.
+		if _, err := c.db.Writer.Exec(`DELETE FROM replica_records`); err != nil {
+			t.Fatal(err)
+		}
+		s := &round{c: c}
+		if err := s.apply(ctx, []*syncproto.Page{personsPage(0, 30, "site-a", true)}, false); err != nil {
+			t.Fatal(err)
+		}
+		if !s.deferred {
+			t.Fatal("the catch-up does not know indexes are deferred")
+		}
+		if err := s.apply(ctx, []*syncproto.Page{personsPage(30, 10, "site-a", false)}, true); err != nil {
+			t.Fatal(err)
+		}
+		rebuilt(t, c, 40)
+	})
 	t.Run("not for a replica holding records", func(t *testing.T) {
 		c, _ := fresh(t)
 		if err := c.Put(ctx, "persons", "mine", map[string]any{"given_name": "Olena"}); err != nil {

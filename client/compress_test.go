@@ -129,6 +129,9 @@ func TestSync_CompressesOnlyWhenTheDialerDoes(t *testing.T) {
 				if compress && bin == 0 {
 					t.Errorf("%s: no binary frames, though the page and the push are over CompressMin", dir.name)
 				}
+				if compress && deflated > 1 { // the hello or the welcome, before zstd was agreed
+					t.Errorf("%s: %d frames deflated: permessage-deflate stayed on beside zstd", dir.name, deflated)
+				}
 				if !compress && bin+deflated > 0 {
 					t.Errorf("%s: %d binary and %d deflated frames without compression", dir.name, bin, deflated)
 				}

@@ -49,6 +49,10 @@ type session struct {
 	// frames from syncproto.CompressMin bytes up go compressed, and binary
 	// frames are read as compressed.
 	zstd bool
+
+	// unsynced is the last group applied, whose commit may not be on disk
+	// yet; the serve loop applies one more group at most before it is.
+	unsynced *store.Applied
 }
 
 // send encodes m and queues it; failures are logged (they are bugs).
@@ -227,10 +231,18 @@ gather:
 	}
 	// Not waiting for the commit to reach the disk: the next group is
 	// applied meanwhile, and the writer sends these results once it has.
+	// But not two groups ahead of the disk: a client pushing faster than
+	// it syncs waits here, not in a queue of results.
+	if s.unsynced != nil {
+		if err := s.unsynced.Wait(ctx); err != nil {
+			return nil, err
+		}
+	}
 	applied, err := s.srv.store.ApplyNoWait(ctx, s.actor, muts)
 	if err != nil {
 		return nil, err
 	}
+	s.unsynced = applied
 	results := applied.Results
 	for i := range results {
 		r := &results[i]

@@ -25,8 +25,11 @@ const CompressMin = 1 << 10
 // per session would cost every idle connection its tables.
 var (
 	codecs = sync.OnceValues(func() (*codec, error) {
+		// More encoders than cores: a call waits while all are busy, and
+		// the server's broadcast, which every acknowledgement waits for,
+		// should not queue behind sessions compressing 4 MiB pages.
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithWindowSize(1<<20))
+			zstd.WithEncoderConcurrency(4*runtime.GOMAXPROCS(0)), zstd.WithWindowSize(1<<20))
 		if err != nil {
 			return nil, err
 		}

@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -77,6 +78,9 @@ type DB struct {
 	Writer *sql.DB // one connection; BEGIN IMMEDIATE
 	Reader *sql.DB // read-only pool
 
+	sync Synchronous // Open's: the writer's setting outside BeginWrite
+	file string      // the database file as SQLite names it (symbolic links resolved)
+
 	wrote    chan struct{} // a transaction committed: the WAL grew
 	stop     chan struct{} // closed by Close
 	stopOnce sync.Once
@@ -135,10 +139,14 @@ func Open(ctx context.Context, p string, sync Synchronous) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open %s: %w", p, err)
 	}
-	db := &DB{Path: p, Writer: writer}
+	db := &DB{Path: p, Writer: writer, sync: sync}
 	if err := db.check(ctx, writer); err != nil {
 		writer.Close()
 		return nil, err
+	}
+	if err := writer.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&db.file); err != nil || db.file == "" {
+		writer.Close()
+		return nil, fmt.Errorf("open %s: find the file SQLite writes (%q): %w", p, db.file, err)
 	}
 	q.Set("_txlock", "deferred")
 	q.Set("mode", "ro")
@@ -210,10 +218,10 @@ func (db *DB) Checkpoint(ctx context.Context, mode string) error {
 }
 
 // BeginWrite begins a transaction on the writer connection, with SQLite's
-// durability set to sync for it and the transactions after it. Its Commit
-// tells the checkpointer. The transaction does not end when ctx does: each
-// statement and Commit check ctx, and the caller rolls back. Close releases
-// the connection.
+// durability set to sync for it; Close sets Open's back, so writes made
+// outside BeginWrite keep it. Its Commit tells the checkpointer. The
+// transaction does not end when ctx does: each statement and Commit check
+// ctx, and the caller rolls back. Close releases the connection.
 func (db *DB) BeginWrite(ctx context.Context, sync Synchronous) (*Tx, error) {
 	conn, err := db.Writer.Conn(ctx)
 	if err != nil {
@@ -235,8 +243,39 @@ func (db *DB) BeginWrite(ctx context.Context, sync Synchronous) (*Tx, error) {
 	t := NewTx(sqlTx)
 	t.wrote = db.wrote
 	t.w = &writer{ctx: ctx, conn: conn, stmts: make(map[string]driver.Stmt)}
+	if sync != db.sync {
+		t.w.restore = db.sync
+	}
 	t.w.run = t.w.exec
 	return t, nil
+}
+
+// SyncWAL fsyncs the write-ahead log, through a descriptor of its own
+// (fsync flushes the file, whoever wrote it): every commit made before it
+// is then durable, however synchronous was set. Without a WAL (every
+// connection closed, and the last one checkpointed it away) it fsyncs the
+// database file instead.
+func (db *DB) SyncWAL() error {
+	err := fsyncFile(db.file + "-wal")
+	if errors.Is(err, fs.ErrNotExist) {
+		err = fsyncFile(db.file)
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", db.Path, err)
+	}
+	return nil
+}
+
+func fsyncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (db *DB) check(ctx context.Context, conn *sql.DB) error {
@@ -434,14 +473,15 @@ func (t *Tx) execRaw(ctx context.Context, query string, args []any) (sql.Result,
 // exec, which sql.Conn.Raw calls (bound once, it costs no allocation per
 // statement, and neither do the arguments).
 type writer struct {
-	ctx   context.Context // BeginWrite's: Commit checks it
-	done  bool            // committed or rolled back
-	conn  *sql.Conn
-	stmts map[string]driver.Stmt
-	query string
-	vals  []driver.NamedValue
-	res   driver.Result
-	run   func(any) error // exec
+	ctx     context.Context // BeginWrite's: Commit checks it
+	restore Synchronous     // set back by Close, if not ""
+	done    bool            // committed or rolled back
+	conn    *sql.Conn
+	stmts   map[string]driver.Stmt
+	query   string
+	vals    []driver.NamedValue
+	res     driver.Result
+	run     func(any) error // exec
 }
 
 func (w *writer) exec(dc any) error {
@@ -508,6 +548,13 @@ func (t *Tx) Close() {
 		}
 		return nil
 	})
+	if t.w.restore != "" {
+		if _, err := t.w.conn.ExecContext(context.Background(), "PRAGMA synchronous = "+string(t.w.restore)); err != nil {
+			// Not back to Open's setting: let database/sql replace the
+			// connection with a new one, which starts with it.
+			_ = t.w.conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}
 	t.w.conn.Close()
 	t.w = nil
 }

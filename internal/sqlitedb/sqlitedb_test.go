@@ -296,3 +296,66 @@ func TestBeginWrite_RefusesMisuse(t *testing.T) {
 		t.Fatalf("rows stored: %d, %v; want 0", n, err)
 	}
 }
+
+// A transaction's setting ends with it: a write made outside BeginWrite
+// afterwards runs with Open's (a revocation must not lose its fsync to the
+// push before it).
+func TestBeginWrite_CloseRestoresOpensSynchronous(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "r.db"), SyncFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, mode := range []Synchronous{SyncNormal, SyncFull} {
+		tx, err := db.BeginWrite(ctx, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		tx.Close()
+		var sync int
+		if err := db.Writer.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+			t.Fatalf("after a %s transaction: synchronous %d, %v; want Open's FULL (2)", mode, sync, err)
+		}
+	}
+}
+
+// SyncWAL fsyncs the file SQLite writes: with the database opened through
+// a symbolic link, the WAL is beside the file the link names.
+func TestSyncWAL_FollowsTheFileSQLiteWrites(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "real", "r.db"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.db")
+	if err := os.Symlink(filepath.Join(dir, "real", "r.db"), link); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(ctx, link, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Writer.ExecContext(ctx, `CREATE TABLE t (v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "real", "r.db-wal")); err != nil {
+		t.Fatalf("SQLite's WAL is not beside the linked file: %v", err)
+	}
+	if _, err := os.Stat(link + "-wal"); err == nil {
+		t.Fatal("a WAL beside the link too")
+	}
+	if db.file != filepath.Join(dir, "real", "r.db") {
+		t.Fatalf("file %q, want the linked one", db.file)
+	}
+	if err := db.SyncWAL(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,34 +2,36 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"sync"
 	"sync/atomic"
 )
 
 // A pushed batch commits with synchronous=NORMAL: its WAL frames are
 // written, not yet fsynced, and the writer goes on to the next batch while
-// the syncer fsyncs the WAL. Nothing a commit holds is told to anyone
+// the syncer fsyncs the WAL. Nothing a commit holds is told to any device
 // before that fsync returns: its results wait (Applied.Wait), its changes
-// are broadcast only then (OnCommit), and pulls and welcomes read only up to
-// the durable sequence. Waiting for the fsync inside COMMIT held the write
-// lock ~35 ms per 8000 mutations, a tenth of the time a push took.
+// are broadcast only then (OnCommit), and pulls and welcomes read only what
+// is durable. Waiting for the fsync inside COMMIT held the write lock
+// ~35 ms per 8000 mutations, a tenth of the time a push took.
 //
-// Any fsync of the file makes every frame written before it durable, so one
-// fsync covers all the commits made while the previous one ran.
+// Commits are counted, not only numbered by sequence: a batch whose every
+// write lost to newer ones moves no sequence number, yet its log and
+// conflict rows must reach the disk before it is answered. Any fsync of
+// the file makes every frame written before it durable, so one fsync
+// covers all the commits made while the previous one ran.
 type syncer struct {
-	walPath  string
+	fsync    func() error
 	onCommit func([]Committed)
 
-	mu        sync.Mutex
-	committed int64         // highest sequence committed
-	queue     [][]Committed // changes of commits not yet durable, in commit order
-	synced    chan struct{} // closed, and replaced, whenever a sync ends
-	err       error         // the first failed fsync: nothing is durable after it
-	durable   atomic.Int64  // highest sequence fsynced; read without mu
+	mu       sync.Mutex
+	commits  uint64        // commits recorded
+	seq      int64         // highest sequence committed
+	queue    [][]Committed // changes of commits not yet durable, in commit order
+	synced   uint64        // commits durable
+	syncedCh chan struct{} // closed, and replaced, whenever a sync ends
+	err      error         // the first failed fsync: nothing is durable after it
+	durable  atomic.Int64  // highest sequence durable; read without mu
 
 	wake     chan struct{}
 	stop     chan struct{}
@@ -37,18 +39,21 @@ type syncer struct {
 	done     chan struct{}
 }
 
-func newSyncer(walPath string, seq int64, onCommit func([]Committed)) *syncer {
-	y := &syncer{walPath: walPath, onCommit: onCommit, committed: seq, synced: make(chan struct{}),
+func newSyncer(fsync func() error, seq int64, onCommit func([]Committed)) *syncer {
+	y := &syncer{fsync: fsync, onCommit: onCommit, seq: seq, syncedCh: make(chan struct{}),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	y.durable.Store(seq)
 	go y.run()
 	return y
 }
 
-// commit records a commit up to seq with its changes, for the syncer.
-func (y *syncer) commit(seq int64, changes []Committed) {
+// commit records a commit that left the sequence at seq, with its changes,
+// and returns its number, for wait.
+func (y *syncer) commit(seq int64, changes []Committed) uint64 {
 	y.mu.Lock()
-	y.committed = max(y.committed, seq)
+	y.commits++
+	n := y.commits
+	y.seq = max(y.seq, seq)
 	if len(changes) > 0 {
 		y.queue = append(y.queue, changes)
 	}
@@ -57,17 +62,34 @@ func (y *syncer) commit(seq int64, changes []Committed) {
 	case y.wake <- struct{}{}:
 	default: // a sync is due already
 	}
+	return n
 }
 
-// wait returns once everything up to seq is durable, or the error that
-// stops it ever being.
-func (y *syncer) wait(ctx context.Context, seq int64) error {
+// failed returns the error of a failed fsync, if one failed.
+func (y *syncer) failed() error {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	return y.err
+}
+
+// waitCommit returns once commit n is durable, or the error that stops it
+// ever being.
+func (y *syncer) waitCommit(ctx context.Context, n uint64) error {
+	return y.waitFor(ctx, func() bool { return y.synced >= n })
+}
+
+// waitSeq returns once every commit up to sequence seq is durable.
+func (y *syncer) waitSeq(ctx context.Context, seq int64) error {
+	return y.waitFor(ctx, func() bool { return y.durable.Load() >= seq })
+}
+
+func (y *syncer) waitFor(ctx context.Context, done func() bool) error {
 	for {
 		y.mu.Lock()
-		err, ch := y.err, y.synced
+		ok, err, ch := done(), y.err, y.syncedCh
 		y.mu.Unlock()
 		switch {
-		case y.durable.Load() >= seq:
+		case ok:
 			return nil
 		case err != nil:
 			return err
@@ -95,50 +117,36 @@ func (y *syncer) run() {
 
 func (y *syncer) sync() {
 	y.mu.Lock()
-	target, queue := y.committed, y.queue
+	commits, seq, queue := y.commits, y.seq, y.queue
 	y.queue = nil
-	failed := y.err != nil
+	due := y.err == nil && commits > y.synced
 	y.mu.Unlock()
-	if failed || (target <= y.durable.Load() && len(queue) == 0) {
+	if !due {
 		return
 	}
-	err := fsyncFile(y.walPath)
-	y.mu.Lock()
-	if err != nil {
-		y.err = fmt.Errorf("sync the write-ahead log: %w", err)
-	} else {
-		y.durable.Store(target)
-	}
-	close(y.synced)
-	y.synced = make(chan struct{})
-	y.mu.Unlock()
+	err := y.fsync()
 	if err == nil && y.onCommit != nil {
+		// Before the new durable sequence is published: a pull that reads
+		// these commits then finds them broadcast already, so a session
+		// going live with it does not get them twice.
 		for _, changes := range queue {
 			y.onCommit(changes)
 		}
 	}
+	y.mu.Lock()
+	if err != nil {
+		y.err = fmt.Errorf("sync the write-ahead log: %w", err)
+	} else {
+		y.synced = commits
+		y.durable.Store(seq)
+	}
+	close(y.syncedCh)
+	y.syncedCh = make(chan struct{})
+	y.mu.Unlock()
 }
 
 // close syncs what is committed and stops the syncer.
 func (y *syncer) close() {
 	y.stopOnce.Do(func() { close(y.stop) })
 	<-y.done
-}
-
-// fsyncFile fsyncs the file at path through a descriptor of its own (fsync
-// flushes the file, whoever wrote it). A WAL that is gone was checkpointed
-// into the database, and synced, by the connection that removed it.
-func fsyncFile(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -112,23 +112,51 @@ func TestStore_NothingOfABatchShowsBeforeItIsDurable(t *testing.T) {
 }
 
 // A failed fsync leaves everything after it undurable for good: waits for
-// it fail, and it is not broadcast.
+// it fail, it is not broadcast, and no batch is applied any more.
 func TestSyncer_FailedSyncIsFinal(t *testing.T) {
 	called := false
-	y := newSyncer("/dev/null", 7, func([]Committed) { called = true }) // fsync of /dev/null: EINVAL
+	y := newSyncer(func() error { return errors.New("EIO") }, 7, func([]Committed) { called = true })
 	defer y.close()
-	if err := y.wait(context.Background(), 7); err != nil {
+	if err := y.waitSeq(context.Background(), 7); err != nil {
 		t.Fatalf("wait for what was durable at start: %v", err)
 	}
-	y.commit(8, []Committed{{Change: syncproto.Change{Seq: 8}}})
-	if err := y.wait(context.Background(), 8); err == nil {
+	n := y.commit(8, []Committed{{Change: syncproto.Change{Seq: 8}}})
+	if err := y.waitCommit(context.Background(), n); err == nil {
 		t.Fatal("wait after a failed fsync = nil")
 	}
-	if err := y.wait(context.Background(), 7); err != nil {
+	if err := y.waitSeq(context.Background(), 7); err != nil {
 		t.Fatalf("wait for what was durable before the failure: %v", err)
+	}
+	if y.failed() == nil {
+		t.Fatal("failed() = nil after a failed fsync")
 	}
 	y.close()
 	if called || y.durable.Load() != 7 {
 		t.Fatalf("broadcast %v, durable %d after a failed fsync", called, y.durable.Load())
+	}
+}
+
+// A batch whose writes all lost to newer ones moves no sequence number,
+// yet logs them and their conflicts: its answer waits for the disk too.
+func TestStore_ABatchThatChangesNothingStillWaitsForTheDisk(t *testing.T) {
+	ctx := context.Background()
+	st := mustOpen(t)
+	putPerson(t, st, "p1", "Amina", time.Now().UnixMilli())
+	seq := st.LastSeq()
+	st.sync.close() // no more syncs until the test asks for one
+	older := syncproto.Mutation{ID: uuid.Must(uuid.NewV7()).String(), Collection: "persons", Record: "p1", Op: syncproto.OpPut,
+		Data: map[string]json.RawMessage{"given_name": json.RawMessage(`"Aminata"`)}, Stamp: syncproto.Stamp{Wall: 1, Node: testNode}}
+	a, err := st.ApplyNoWait(ctx, Actor{User: "u", Node: testNode, Scopes: []string{scope.All}}, []syncproto.Mutation{older})
+	if err != nil || a.Results[0].Status != syncproto.StatusApplied || st.LastSeq() != seq {
+		t.Fatalf("a losing write: %+v, %v, seq %d -> %d", a, err, seq, st.LastSeq())
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := a.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait before the sync = %v, want the deadline", err)
+	}
+	st.sync.sync()
+	if err := a.Wait(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

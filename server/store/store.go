@@ -114,11 +114,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	// What the WAL holds counts as durable from here on: make it so, in
 	// case the last process ended before syncing its last commits.
-	if err := fsyncFile(db.Path + "-wal"); err != nil {
+	if err := db.SyncWAL(); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open store: sync the write-ahead log: %w", err)
+		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s.sync = newSyncer(db.Path+"-wal", s.seq, opts.OnCommit)
+	s.sync = newSyncer(db.SyncWAL, s.seq, opts.OnCommit)
 	return s, nil
 }
 
@@ -168,13 +168,13 @@ func (s *Store) Apply(ctx context.Context, actor Actor, muts []syncproto.Mutatio
 // Applied is a batch committed by ApplyNoWait.
 type Applied struct {
 	Results []syncproto.MutationResult
-	seq     int64
+	commit  uint64
 	sync    *syncer
 }
 
 // Wait returns once the batch is durable, or the error that stops it ever
 // being (the disk failed to sync, or ctx is done).
-func (a *Applied) Wait(ctx context.Context) error { return a.sync.wait(ctx, a.seq) }
+func (a *Applied) Wait(ctx context.Context) error { return a.sync.waitCommit(ctx, a.commit) }
 
 // ApplyNoWait is Apply without waiting for the commit to reach the disk:
 // it returns once the batch has committed, so the caller can apply its next
@@ -183,14 +183,17 @@ func (a *Applied) Wait(ctx context.Context) error { return a.sync.wait(ctx, a.se
 func (s *Store) ApplyNoWait(ctx context.Context, actor Actor, muts []syncproto.Mutation) (*Applied, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing could be acknowledged
+		return nil, fmt.Errorf("apply batch of %d: %w", len(muts), err)
+	}
 	startSeq := s.seq
 	results, changes, err := s.apply(ctx, actor, muts)
 	if err != nil {
 		s.seq = startSeq
 		return nil, fmt.Errorf("apply batch of %d: %w", len(muts), err)
 	}
-	s.sync.commit(s.seq, changes)
-	return &Applied{Results: results, seq: s.seq, sync: s.sync}, nil
+	n := s.sync.commit(s.seq, changes)
+	return &Applied{Results: results, commit: n, sync: s.sync}, nil
 }
 
 func (s *Store) apply(ctx context.Context, actor Actor, muts []syncproto.Mutation) ([]syncproto.MutationResult, []Committed, error) {
@@ -617,7 +620,7 @@ func (s *Store) durableSnapshot(ctx context.Context, tx interface {
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM records`).Scan(&newest); err != nil {
 		return 0, err
 	}
-	if err := s.sync.wait(ctx, newest); err != nil {
+	if err := s.sync.waitSeq(ctx, newest); err != nil {
 		return 0, err
 	}
 	return newest, nil
