@@ -50,9 +50,10 @@ type session struct {
 	// frames are read as compressed.
 	zstd bool
 
-	// unsynced is the last group applied, whose commit may not be on disk
-	// yet; the serve loop applies one more group at most before it is.
-	unsynced *store.Applied
+	// unsynced are the last two groups applied, whose commits may not be
+	// on disk yet, the older first. A group is applied only once the
+	// older one is: the serve loop stays one group ahead of the disk.
+	unsynced [2]*store.Applied
 }
 
 // send encodes m and queues it; failures are logged (they are bugs).
@@ -233,8 +234,8 @@ gather:
 	// applied meanwhile, and the writer sends these results once it has.
 	// But not two groups ahead of the disk: a client pushing faster than
 	// it syncs waits here, not in a queue of results.
-	if s.unsynced != nil {
-		if err := s.unsynced.Wait(ctx); err != nil {
+	if older := s.unsynced[0]; older != nil {
+		if err := older.Wait(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -242,7 +243,7 @@ gather:
 	if err != nil {
 		return nil, err
 	}
-	s.unsynced = applied
+	s.unsynced = [2]*store.Applied{s.unsynced[1], applied}
 	results := applied.Results
 	for i := range results {
 		r := &results[i]
