@@ -136,6 +136,32 @@ func TestSyncer_FailedSyncIsFinal(t *testing.T) {
 	}
 }
 
+// Store.Err reports a failed fsync (for the health check), and Apply then
+// refuses to apply anything.
+func TestStore_ErrAfterAFailedSync(t *testing.T) {
+	ctx := context.Background()
+	st := mustOpen(t)
+	if err := st.Err(); err != nil {
+		t.Fatalf("Err of a new store = %v", err)
+	}
+	st.sync.close()
+	st.sync = newSyncer(func() error { return errors.New("EIO") }, st.LastSeq(), nil)
+	actor := Actor{User: "u", Node: testNode, Scopes: []string{scope.All}}
+	put := func() syncproto.Mutation {
+		return syncproto.Mutation{ID: uuid.Must(uuid.NewV7()).String(), Collection: "persons", Record: uuid.NewString(), Op: syncproto.OpPut,
+			Data: map[string]json.RawMessage{"given_name": json.RawMessage(`"Amina"`)}, Stamp: syncproto.Stamp{Wall: time.Now().UnixMilli(), Node: testNode}}
+	}
+	if _, err := st.Apply(ctx, actor, []syncproto.Mutation{put()}); err == nil {
+		t.Fatal("Apply with a failing fsync = nil")
+	}
+	if st.Err() == nil {
+		t.Fatal("Err after a failed fsync = nil")
+	}
+	if _, err := st.ApplyNoWait(ctx, actor, []syncproto.Mutation{put()}); err == nil {
+		t.Fatal("ApplyNoWait after a failed fsync = nil")
+	}
+}
+
 // A batch whose writes all lost to newer ones moves no sequence number,
 // yet logs them and their conflicts: its answer waits for the disk too.
 func TestStore_ABatchThatChangesNothingStillWaitsForTheDisk(t *testing.T) {

@@ -146,6 +146,10 @@ func (s *Store) Close() error {
 // Clock returns the server's hybrid logical clock.
 func (s *Store) Clock() *syncproto.Clock { return s.clock }
 
+// Err returns why the store can no longer make writes durable (an fsync
+// of its log failed), or nil. Once set it stays: see durable.go.
+func (s *Store) Err() error { return s.sync.failed() }
+
 // LastSeq returns the sequence of the latest durable change.
 func (s *Store) LastSeq() int64 { return s.sync.durable.Load() }
 
