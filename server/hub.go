@@ -14,7 +14,7 @@ import (
 )
 
 // Hub fans committed changes out to live sessions. The store calls Broadcast
-// after each commit, in commit order, under its write lock; a session goes
+// once each commit is durable, in commit order, from its syncer; a session goes
 // live under the hub's lock only when no broadcast happened after the snapshot
 // its last page was read from. Together these guarantee a live session gets
 // every change after its cursor exactly once, in order (DESIGN.md).

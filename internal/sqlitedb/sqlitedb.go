@@ -78,8 +78,10 @@ type DB struct {
 	Writer *sql.DB // one connection; BEGIN IMMEDIATE
 	Reader *sql.DB // read-only pool
 
-	sync Synchronous // Open's: the writer's setting outside BeginWrite
-	file string      // the database file as SQLite names it (symbolic links resolved)
+	sync  Synchronous // Open's: the writer's setting outside BeginWrite
+	file  string      // the database file as SQLite names it (symbolic links resolved)
+	walMu sync.Mutex
+	wal   *os.File // the WAL, kept open for SyncWAL
 
 	wrote    chan struct{} // a transaction committed: the WAL grew
 	stop     chan struct{} // closed by Close
@@ -237,6 +239,9 @@ func (db *DB) BeginWrite(ctx context.Context, sync Synchronous) (*Tx, error) {
 	// the connection on its own, under the statements Exec prepared.
 	sqlTx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
+		if sync != db.sync { // not handed back with another setting than Open's
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
 		conn.Close()
 		return nil, fmt.Errorf("begin: %w", err)
 	}
@@ -250,32 +255,36 @@ func (db *DB) BeginWrite(ctx context.Context, sync Synchronous) (*Tx, error) {
 	return t, nil
 }
 
-// SyncWAL fsyncs the write-ahead log, through a descriptor of its own
+// SyncWAL fsyncs the write-ahead log through a descriptor of its own
 // (fsync flushes the file, whoever wrote it): every commit made before it
-// is then durable, however synchronous was set. Without a WAL (every
-// connection closed, and the last one checkpointed it away) it fsyncs the
-// database file instead.
+// is then durable, however synchronous was set. The descriptor is kept
+// open from the first call: Linux reports a failed write-back once to each
+// descriptor open when it failed, so one opened afresh could miss it and
+// call lost pages synced. While the database is open its WAL exists (its
+// connections keep it), so a missing one is an error, not a success.
 func (db *DB) SyncWAL() error {
-	err := fsyncFile(db.file + "-wal")
-	if errors.Is(err, fs.ErrNotExist) {
-		err = fsyncFile(db.file)
-	}
+	db.walMu.Lock()
+	defer db.walMu.Unlock()
+	path := db.file + "-wal"
+	st, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("sync %s: %w", db.Path, err)
 	}
+	if db.wal != nil {
+		if held, err := db.wal.Stat(); err != nil || !os.SameFile(held, st) { // replaced: follow it
+			db.wal.Close()
+			db.wal = nil
+		}
+	}
+	if db.wal == nil {
+		if db.wal, err = os.Open(path); err != nil {
+			return fmt.Errorf("sync %s: %w", db.Path, err)
+		}
+	}
+	if err := db.wal.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", db.Path, err)
+	}
 	return nil
-}
-
-func fsyncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func (db *DB) check(ctx context.Context, conn *sql.DB) error {
@@ -305,6 +314,12 @@ func (db *DB) Close() error {
 	if e := db.Writer.Close(); e != nil && err == nil {
 		err = e
 	}
+	db.walMu.Lock()
+	if db.wal != nil {
+		db.wal.Close()
+		db.wal = nil
+	}
+	db.walMu.Unlock()
 	return err
 }
 

@@ -32,6 +32,11 @@ type syncer struct {
 	syncedCh chan struct{} // closed, and replaced, whenever a sync ends
 	err      error         // the first failed fsync: nothing is durable after it
 	durable  atomic.Int64  // highest sequence durable; read without mu
+	// announced is the highest sequence broadcast (OnCommit called), at
+	// most durable. Pulls read up to it: a pull that read a commit before
+	// its broadcast would let a session going live get it twice. Welcomes
+	// say durable: a device may hold a broadcast seq, never one beyond it.
+	announced atomic.Int64
 
 	wake     chan struct{}
 	stop     chan struct{}
@@ -43,6 +48,7 @@ func newSyncer(fsync func() error, seq int64, onCommit func([]Committed)) *synce
 	y := &syncer{fsync: fsync, onCommit: onCommit, seq: seq, syncedCh: make(chan struct{}),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	y.durable.Store(seq)
+	y.announced.Store(seq)
 	go y.run()
 	return y
 }
@@ -78,9 +84,10 @@ func (y *syncer) waitCommit(ctx context.Context, n uint64) error {
 	return y.waitFor(ctx, func() bool { return y.synced >= n })
 }
 
-// waitSeq returns once every commit up to sequence seq is durable.
-func (y *syncer) waitSeq(ctx context.Context, seq int64) error {
-	return y.waitFor(ctx, func() bool { return y.durable.Load() >= seq })
+// waitAnnounced returns once every commit up to sequence seq is durable
+// and broadcast.
+func (y *syncer) waitAnnounced(ctx context.Context, seq int64) error {
+	return y.waitFor(ctx, func() bool { return y.announced.Load() >= seq })
 }
 
 func (y *syncer) waitFor(ctx context.Context, done func() bool) error {
@@ -125,24 +132,33 @@ func (y *syncer) sync() {
 		return
 	}
 	err := y.fsync()
-	if err == nil && y.onCommit != nil {
-		// Before the new durable sequence is published: a pull that reads
-		// these commits then finds them broadcast already, so a session
-		// going live with it does not get them twice.
+	y.mu.Lock()
+	if err != nil {
+		y.err = fmt.Errorf("sync the write-ahead log: %w", err)
+	} else {
+		y.synced = commits // their results may go
+		y.durable.Store(seq)
+	}
+	y.notify()
+	y.mu.Unlock()
+	if err != nil {
+		return
+	}
+	if y.onCommit != nil {
 		for _, changes := range queue {
 			y.onCommit(changes)
 		}
 	}
 	y.mu.Lock()
-	if err != nil {
-		y.err = fmt.Errorf("sync the write-ahead log: %w", err)
-	} else {
-		y.synced = commits
-		y.durable.Store(seq)
-	}
+	y.announced.Store(seq)
+	y.notify()
+	y.mu.Unlock()
+}
+
+// notify wakes the waiters; y.mu is held.
+func (y *syncer) notify() {
 	close(y.syncedCh)
 	y.syncedCh = make(chan struct{})
-	y.mu.Unlock()
 }
 
 // close syncs what is committed and stops the syncer.

@@ -613,7 +613,7 @@ func (s *Store) Pull(ctx context.Context, held []string, cursors map[string]int6
 }
 
 // durableSnapshot fixes the read snapshot of tx and returns its newest
-// sequence once everything up to it is durable. A reader sees commits
+// sequence once everything up to it is durable and broadcast. A reader sees commits
 // before they are synced (durable.go); one that a power cut took back
 // would leave a device that had pulled it with a cursor past records it
 // never got (a record the lost commit moved would be back at its old seq).
@@ -624,7 +624,7 @@ func (s *Store) durableSnapshot(ctx context.Context, tx interface {
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM records`).Scan(&newest); err != nil {
 		return 0, err
 	}
-	if err := s.sync.waitSeq(ctx, newest); err != nil {
+	if err := s.sync.waitAnnounced(ctx, newest); err != nil {
 		return 0, err
 	}
 	return newest, nil
