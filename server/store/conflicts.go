@@ -196,6 +196,9 @@ func (s *Store) ResolveConflict(ctx context.Context, id int64, user, choice stri
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return fmt.Errorf("resolve conflict %d: %w", id, err)
+	}
 	res, err := s.db.Writer.ExecContext(ctx, `UPDATE conflicts SET resolved_at = ?, resolved_by = ? WHERE id = ? AND resolved_at IS NULL`,
 		s.now().UnixMilli(), user, id)
 	if err != nil {

@@ -41,6 +41,9 @@ type Device struct {
 func (s *Store) IssueToken(ctx context.Context, user string) (deviceID, token string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err = s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return "", "", fmt.Errorf("issue token: %w", err)
+	}
 	tx, err := s.db.Writer.BeginTx(ctx, nil)
 	if err != nil {
 		return "", "", fmt.Errorf("issue token: %w", err)
@@ -117,6 +120,9 @@ func (s *Store) Devices(ctx context.Context) ([]Device, error) {
 func (s *Store) ReportDevice(ctx context.Context, id string, pending, rejected int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return fmt.Errorf("report device %s: %w", id, err)
+	}
 	if _, err := s.db.Writer.ExecContext(ctx, `UPDATE devices SET pending = ?, rejected = ? WHERE id = ?`,
 		max(pending, 0), max(rejected, 0), id); err != nil {
 		return fmt.Errorf("report device %s: %w", id, err)
@@ -130,6 +136,9 @@ func (s *Store) ReportDevice(ctx context.Context, id string, pending, rejected i
 func (s *Store) RevokeDevice(ctx context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return fmt.Errorf("revoke device %s: %w", id, err)
+	}
 	res, err := s.db.Writer.ExecContext(ctx, `UPDATE devices SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`,
 		s.now().UnixMilli(), id)
 	if err != nil {
@@ -199,6 +208,9 @@ func (s *Store) Authenticate(ctx context.Context, token, node string) (Device, e
 	d.Node = node
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return Device{}, fmt.Errorf("authenticate: %w", err)
+	}
 	var others int
 	if err := s.db.Writer.QueryRowContext(ctx, `SELECT count(*) FROM devices WHERE node = ? AND id != ?`,
 		node, d.ID).Scan(&others); err != nil {

@@ -48,6 +48,9 @@ func (s *Store) SetPassword(ctx context.Context, user, password string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return fmt.Errorf("set password of %s: %w", user, err)
+	}
 	if _, err := s.db.Writer.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE name = ?`, h, user); err != nil {
 		return fmt.Errorf("set password of %q: %w", user, err)
 	}
@@ -127,6 +130,9 @@ func (s *Store) Login(ctx context.Context, user, password string) (string, WebSe
 	ws := WebSession{User: u, CSRF: csrf, Expires: now.Add(WebSessionTTL)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return "", WebSession{}, fmt.Errorf("log in %s: %w", user, err)
+	}
 	if _, err := s.db.Writer.ExecContext(ctx, `INSERT INTO web_sessions (id_hash, user_name, csrf, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?)`, hashToken(id), user, csrf, now.UnixMilli(), ws.Expires.UnixMilli()); err != nil {
 		return "", WebSession{}, fmt.Errorf("login: %w", err)
@@ -158,6 +164,9 @@ func (s *Store) WebSessionOf(ctx context.Context, cookie string) (WebSession, er
 func (s *Store) Logout(ctx context.Context, cookie string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return fmt.Errorf("log out: %w", err)
+	}
 	if _, err := s.db.Writer.ExecContext(ctx, `DELETE FROM web_sessions WHERE id_hash = ?`, hashToken(cookie)); err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}

@@ -52,6 +52,9 @@ func (s *Store) AddSite(ctx context.Context, name string) (string, error) {
 	id := uuid.Must(uuid.NewV7()).String()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return "", fmt.Errorf("add site: %w", err)
+	}
 	res, err := s.db.Writer.ExecContext(ctx, `INSERT INTO sites (id, name, created_at) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO NOTHING`, id, name, s.now().UnixMilli())
 	if err != nil {
@@ -97,6 +100,9 @@ func (s *Store) SetAssignments(ctx context.Context, name string, sites, courses 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return fmt.Errorf("set assignments of %s: %w", name, err)
+	}
 	tx, err := s.db.Writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("assign %q: %w", name, err)
@@ -148,6 +154,9 @@ func (s *Store) AddUser(ctx context.Context, u User) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return fmt.Errorf("add user %s: %w", u.Name, err)
+	}
 	tx, err := s.db.Writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("add user %q: %w", u.Name, err)
@@ -247,6 +256,9 @@ func (s *Store) IssueEnrolmentCode(ctx context.Context, user string) (string, ti
 	expires := now.Add(EnrolmentCodeTTL)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return "", time.Time{}, fmt.Errorf("issue enrolment code for %s: %w", user, err)
+	}
 	if _, err := s.db.Writer.ExecContext(ctx, `INSERT INTO enrolment_codes (code_hash, user_name, created_at, expires_at)
 		SELECT ?, name, ?, ? FROM users WHERE name = ?`, hashCode(code.String()), now.UnixMilli(), expires.UnixMilli(), user); err != nil {
 		return "", time.Time{}, fmt.Errorf("enrolment code for %q: %w", user, err)
@@ -280,6 +292,9 @@ func hashCode(code string) string {
 func (s *Store) Enrol(ctx context.Context, code, node string) (Device, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sync.failed(); err != nil { // nothing may be written (durable.go)
+		return Device{}, "", fmt.Errorf("enrol: %w", err)
+	}
 	tx, err := s.db.Writer.BeginTx(ctx, nil)
 	if err != nil {
 		return Device{}, "", fmt.Errorf("enrol: %w", err)
