@@ -424,13 +424,8 @@ func readMessage(ws *conn, timeout time.Duration) (*syncproto.Message, error) {
 		}
 		return nil, unreachable("read", err)
 	}
-	if typ == websocket.BinaryMessage {
-		if !ws.zstd {
-			return nil, syncproto.Errorf(syncproto.CodeBadMessage, "from server: a binary frame, but no compression was agreed")
-		}
-		if frame, err = syncproto.Decompress(frame); err != nil {
-			return nil, fmt.Errorf("from server: %w", err)
-		}
+	if frame, err = syncproto.Unpack(frame, typ == websocket.BinaryMessage, ws.zstd); err != nil {
+		return nil, fmt.Errorf("from server: %w", err)
 	}
 	m, err := syncproto.Decode(frame)
 	if err != nil {
@@ -451,13 +446,13 @@ func writeFrame(ws *conn, b []byte, what string) error {
 	if err := ws.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
 		return unreachable("write", err)
 	}
+	b, compressed, err := syncproto.Pack(b, ws.zstd)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", what, err)
+	}
 	typ := websocket.TextMessage
-	if ws.zstd && len(b) >= syncproto.CompressMin {
-		z, err := syncproto.Compress(nil, b)
-		if err != nil {
-			return fmt.Errorf("write %s: %w", what, err)
-		}
-		b, typ = z, websocket.BinaryMessage
+	if compressed {
+		typ = websocket.BinaryMessage
 	}
 	if err := ws.WriteMessage(typ, b); err != nil {
 		return unreachable("write "+what, err)

@@ -134,11 +134,12 @@ func prepareFor(held []string, committed []store.Committed, seq int64, zstd bool
 		if err != nil {
 			return nil, err
 		}
+		b, compressed, err := syncproto.Pack(b, zstd)
+		if err != nil {
+			return nil, err
+		}
 		typ := websocket.TextMessage
-		if zstd && len(b) >= syncproto.CompressMin {
-			if b, err = syncproto.Compress(nil, b); err != nil {
-				return nil, err
-			}
+		if compressed {
 			typ = websocket.BinaryMessage
 		}
 		m, err := websocket.NewPreparedMessage(typ, b)

@@ -183,14 +183,9 @@ func (s *session) readPump(reqs chan<- *syncproto.Message) {
 // decode decodes a frame of websocket message type typ: text is JSON;
 // binary is compressed JSON, once the session compresses.
 func (s *session) decode(typ int, frame []byte) (*syncproto.Message, error) {
-	if typ == websocket.BinaryMessage {
-		if !s.zstd {
-			return nil, syncproto.Errorf(syncproto.CodeBadMessage, "a binary frame, but no compression was agreed")
-		}
-		var err error
-		if frame, err = syncproto.Decompress(frame); err != nil {
-			return nil, err
-		}
+	frame, err := syncproto.Unpack(frame, typ == websocket.BinaryMessage, s.zstd)
+	if err != nil {
+		return nil, err
 	}
 	return syncproto.Decode(frame)
 }
@@ -356,16 +351,16 @@ func (s *session) write(o outbound) error {
 	if o.prepared != nil {
 		return s.conn.WritePreparedMessage(o.prepared)
 	}
-	if s.zstd && len(o.data) >= syncproto.CompressMin {
-		// A new buffer each time: one kept per session would hold its
-		// largest frame for as long as the device stays connected.
-		b, err := syncproto.Compress(nil, o.data)
-		if err != nil {
-			return err
-		}
+	// A new buffer for each compressed frame: one kept per session would
+	// hold its largest frame for as long as the device stays connected.
+	b, compressed, err := syncproto.Pack(o.data, s.zstd)
+	if err != nil {
+		return err
+	}
+	if compressed {
 		return s.conn.WriteMessage(websocket.BinaryMessage, b)
 	}
-	return s.conn.WriteMessage(websocket.TextMessage, o.data)
+	return s.conn.WriteMessage(websocket.TextMessage, b)
 }
 
 // goodbye tells the client why the session ends, then closes it.

@@ -77,3 +77,29 @@ func Decompress(frame []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Pack returns what to send for frame, an encoded message, on a session
+// that agreed zstd or not: the frame itself, or from CompressMin bytes up
+// on an agreeing session its compression, with compressed set (a binary
+// websocket frame).
+func Pack(frame []byte, zstd bool) (data []byte, compressed bool, err error) {
+	if !zstd || len(frame) < CompressMin {
+		return frame, false, nil
+	}
+	data, err = Compress(nil, frame)
+	return data, err == nil, err
+}
+
+// Unpack returns the encoded message that data, a received websocket
+// frame, holds: compressed is whether it came binary, zstd whether the
+// session agreed that. A binary frame without the agreement fails with
+// CodeBadMessage; see Decompress for the rest.
+func Unpack(data []byte, compressed, zstd bool) ([]byte, error) {
+	switch {
+	case !compressed:
+		return data, nil
+	case !zstd:
+		return nil, Errorf(CodeBadMessage, "a binary frame, but no compression was agreed")
+	}
+	return Decompress(data)
+}

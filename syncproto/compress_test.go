@@ -75,3 +75,29 @@ func TestDecompress_RefusesBombsAndGarbage(t *testing.T) {
 		})
 	}
 }
+
+// Pack compresses only on a session that agreed zstd and only from
+// CompressMin bytes up; Unpack takes back what Pack made, and refuses a
+// binary frame without the agreement.
+func TestPack_CompressesWhatIsAgreedAndBigEnough(t *testing.T) {
+	small, big := []byte(validFrames[syncproto.TypePush]), bytes.Repeat([]byte("x"), syncproto.CompressMin)
+	for _, tc := range []struct {
+		frame    []byte
+		zstd     bool
+		compress bool
+	}{{small, true, len(small) >= syncproto.CompressMin}, {big, true, true}, {big, false, false}, {small, false, false}} {
+		data, compressed, err := syncproto.Pack(tc.frame, tc.zstd)
+		if err != nil || compressed != tc.compress || (!compressed && !bytes.Equal(data, tc.frame)) {
+			t.Fatalf("Pack(%d bytes, zstd %v) = %d bytes, compressed %v, %v; want compressed %v",
+				len(tc.frame), tc.zstd, len(data), compressed, err, tc.compress)
+		}
+		back, err := syncproto.Unpack(data, compressed, tc.zstd)
+		if err != nil || !bytes.Equal(back, tc.frame) {
+			t.Fatalf("Unpack(Pack(%d bytes)) = %d bytes, %v", len(tc.frame), len(back), err)
+		}
+	}
+	data, _, _ := syncproto.Pack(big, true)
+	if _, err := syncproto.Unpack(data, true, false); syncproto.ErrorCode(err) != syncproto.CodeBadMessage {
+		t.Fatalf("Unpack of a binary frame without the agreement = %v, want bad_message", err)
+	}
+}
